@@ -1,0 +1,94 @@
+"""The FastAPI application: thin routes that validate, write or start a workflow, and answer."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+from fastapi import Depends, FastAPI
+from redis.asyncio import Redis
+from temporalio.client import Client
+from temporalio.service import RetryConfig
+
+from api.deps import AppState
+from api.errors import install_error_handlers
+from api.routes import billing, bills, customers, health, reports, usage, webhooks, workflows
+from billing.settings import Settings
+from observability.api import install_observability
+from observability.codec import data_converter
+from observability.http import bind_request_ids
+from observability.tracing import client_interceptors
+from observability.worker_metrics import logging_runtime
+from store.db import create_pool
+from store.limiter import RateLimiter
+from store.rebuild import CounterWatch
+
+# Redis sits on every usage request: a dead Redis must cost milliseconds, not seconds,
+# before the rate_limit_redis_down policy decides.
+_REDIS_TIMEOUT_S = 0.5
+# A request waits for Temporal at most about 2 s before it answers 503, not the
+# client's default 10 s of retries.
+_TEMPORAL_RETRY = RetryConfig(max_elapsed_time_millis=2_000, max_retries=4)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_app(
+    settings: Settings | None = None, *, clock: Callable[[], datetime] | None = None
+) -> FastAPI:
+    """Build the app; dependencies connect in the lifespan, not at import.
+
+    `clock` is what "now" means for usage (its hour window and default occurred_at), so
+    tests can pin the hour instead of racing the clock.
+    """
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = await create_pool(settings.database_url, min_size=1, max_size=20)
+        redis = Redis.from_url(
+            settings.redis_url,
+            socket_timeout=_REDIS_TIMEOUT_S,
+            socket_connect_timeout=_REDIS_TIMEOUT_S,
+        )
+        temporal = await Client.connect(
+            settings.temporal_address,
+            namespace=settings.temporal_namespace,
+            data_converter=data_converter(settings),
+            interceptors=client_interceptors(tracing),
+            runtime=logging_runtime(),
+            retry_config=_TEMPORAL_RETRY,
+            lazy=True,
+        )
+        app.state.billing = AppState(settings=settings, pool=pool, redis=redis, temporal=temporal)
+        app.state.limiter = RateLimiter(redis, clock=clock or _utc_now)
+        # Redis's counters are a cache of Postgres, rebuilt whenever Redis comes back. Real
+        # time, not `clock`: the rebuild counts rows by their recorded_at, Postgres's clock.
+        app.state.counter_watch = CounterWatch(pool, redis)
+        watching = asyncio.create_task(app.state.counter_watch.run())
+        try:
+            yield
+        finally:
+            watching.cancel()
+            await asyncio.gather(watching, return_exceptions=True)
+            await redis.aclose()
+            await pool.close()
+            if tracing is not None:
+                await asyncio.to_thread(tracing.shutdown)  # flushes the spans still batched
+
+    app = FastAPI(
+        title="Billing sagas",
+        version="1",
+        summary="Meter usage, bill four tiers, charge, dun and refund on Temporal.",
+        lifespan=lifespan,
+        dependencies=[Depends(bind_request_ids)],  # ids of the path into every log line
+    )
+    install_error_handlers(app)
+    tracing = install_observability(app, settings)
+    for module in (health, customers, usage, bills, billing, workflows, webhooks, reports):
+        app.include_router(module.router)
+    return app

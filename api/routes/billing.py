@@ -1,0 +1,103 @@
+"""Routes that start sagas: tier changes, a customer's billing cycle, a billing run."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from fastapi import APIRouter
+from temporalio.common import WorkflowIDReusePolicy
+
+from api.auth import CallerDep, StateDep, require_service
+from api.flows import PeriodBody, Started, UpgradeBody
+from api.schemas import CONFLICT, ERRORS
+from api.temporal import start
+from billing.errors import Conflict, InvalidTransition, NotFound
+from billing.messages import BillingCycleInput, BillingRunInput, UpgradeInput
+from billing.periods import parse_period, period_bounds
+from billing.workflow_ids import billing_cycle_id, billing_run_id
+from store import tiers
+
+router = APIRouter(tags=["billing"], responses=ERRORS | CONFLICT)
+
+
+async def _customer(state: StateDep, customer_id: str) -> dict[str, object]:
+    row = await state.pool.fetchrow(tiers.GET_CUSTOMER, customer_id)
+    if row is None:
+        raise NotFound(f"no customer {customer_id}")
+    return dict(row)
+
+
+@router.post("/v1/customers/{customer_id}/upgrade", status_code=202, response_model=Started)
+async def upgrade(
+    customer_id: str, body: UpgradeBody, state: StateDep, caller: CallerDep
+) -> Started:
+    """Start the upgrade (or downgrade) saga; one tier change runs per customer at a time."""
+    require_service(caller)
+    customer = await _customer(state, customer_id)
+    if customer["tier"] == body.tier.value:
+        raise InvalidTransition(f"{customer_id} is already on {body.tier.value}")
+    workflow_id = await start(
+        state.temporal,
+        state.settings,
+        "UpgradeWorkflow",
+        UpgradeInput(customer_id=customer_id, target_tier=body.tier.value, reason="manual"),
+        workflow_id=f"upgrade-{customer_id}-manual",
+        reuse=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        summary=f"Move {customer_id} from {customer['tier']} to {body.tier.value}",
+        already="a tier change for this customer is already running",
+        customer_id=customer_id,
+        tier=str(customer["tier"]),
+    )
+    return Started(workflow_id=workflow_id)
+
+
+@router.post("/v1/customers/{customer_id}/billing-cycles", status_code=202, response_model=Started)
+async def bill_customer(
+    customer_id: str, body: PeriodBody, state: StateDep, caller: CallerDep
+) -> Started:
+    """Bill one ended period once: a second request is a 409 naming the first workflow."""
+    require_service(caller)
+    period = parse_period(body.period)
+    start_at, end = period_bounds(period)
+    if end > datetime.now(UTC):
+        raise Conflict(f"period {period} has not ended yet; it can be billed from {end:%Y-%m-%d}")
+    customer = await _customer(state, customer_id)
+    started_at = customer["started_at"]
+    assert isinstance(started_at, datetime)
+    if started_at >= end:
+        raise Conflict(f"{customer_id}'s subscription began after {period}")
+    workflow_id = await start(
+        state.temporal,
+        state.settings,
+        "BillingCycleWorkflow",
+        BillingCycleInput(customer_id=customer_id, period=period),
+        workflow_id=billing_cycle_id(customer_id, period),
+        summary=f"Bill {customer_id} for {period}",
+        already=f"{period} is already billed for {customer_id}",
+        customer_id=customer_id,
+        tier=str(customer["tier"]),
+        period=period,
+    )
+    return Started(workflow_id=workflow_id)
+
+
+@router.post("/v1/billing-runs", status_code=202, response_model=Started)
+async def billing_run(body: PeriodBody, state: StateDep, caller: CallerDep) -> Started:
+    """Bill every customer for an ended period; customers already billed are skipped."""
+    require_service(caller)
+    period = parse_period(body.period)
+    _, end = period_bounds(period)
+    if end > datetime.now(UTC):
+        raise Conflict(f"period {period} has not ended yet; it can be billed from {end:%Y-%m-%d}")
+    workflow_id = await start(
+        state.temporal,
+        state.settings,
+        "BillingRunWorkflow",
+        BillingRunInput(period=period),
+        workflow_id=billing_run_id(period),
+        reuse=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        summary=f"Bill every customer for {period}",
+        already=f"a billing run for {period} is already running",
+        period=period,
+    )
+    return Started(workflow_id=workflow_id)

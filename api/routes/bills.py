@@ -1,0 +1,127 @@
+"""Bills: read them, pay now, refund. Payment and refunds run as sagas, never here."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header
+from temporalio.common import WorkflowIDReusePolicy
+
+from api.auth import CallerDep, StateDep, authorize_customer, require_service
+from api.flows import RefundBody, Started
+from api.schemas import CONFLICT, ERRORS
+from api.temporal import is_running, start, translated
+from billing.errors import InvalidInput, InvalidTransition, NotFound, RefundRefused
+from billing.messages import ChargeInput, RefundInput, RetryNow
+from billing.money import parse_money
+from billing.workflow_ids import charge_id, refund_id
+from store import bills as bills_sql
+from store.bill_views import bill_view, customer_bill_views
+
+router = APIRouter(tags=["bills"], responses=ERRORS)
+
+KEY_PATTERN = r"^[A-Za-z0-9_-]+$"
+
+
+async def _bill(state: StateDep, caller: CallerDep, bill_id: str) -> dict[str, Any]:
+    async with state.pool.acquire() as conn:
+        bill = await bill_view(conn, bill_id)
+    if bill is None:
+        raise NotFound(f"no bill {bill_id}")
+    authorize_customer(caller, bill["customer_id"])
+    return bill
+
+
+@router.get("/v1/bills/{bill_id}")
+async def get_bill(bill_id: str, state: StateDep, caller: CallerDep) -> dict[str, Any]:
+    """A bill with its lines, figures derived from the ledger, and every charge attempt."""
+    return await _bill(state, caller, bill_id)
+
+
+@router.get("/v1/customers/{customer_id}/bills")
+async def list_bills(customer_id: str, state: StateDep, caller: CallerDep) -> dict[str, Any]:
+    authorize_customer(caller, customer_id)
+    async with state.pool.acquire() as conn:
+        if await conn.fetchval(bills_sql.CUSTOMER_EXISTS, customer_id) is None:
+            raise NotFound(f"no customer {customer_id}")
+        bills = await customer_bill_views(conn, customer_id)
+    return {"customer_id": customer_id, "bills": bills}
+
+
+@router.post("/v1/bills/{bill_id}/pay", status_code=202, response_model=Started, responses=CONFLICT)
+async def pay_now(bill_id: str, state: StateDep, caller: CallerDep) -> Started:
+    """Try the charge now: wakes a running dunning saga, or starts a one-try charge."""
+    bill = await _bill(state, caller, bill_id)
+    if bill["status"] not in ("pending", "uncollectible"):
+        raise InvalidTransition(f"bill {bill_id} is {bill['status']}; nothing to pay")
+    dunning_id = charge_id(bill_id)
+    if await is_running(state.temporal, dunning_id):
+        with translated(dunning_id):
+            await state.temporal.get_workflow_handle(dunning_id).signal(
+                "retry_now", RetryNow(reason="pay now")
+            )
+        return Started(workflow_id=dunning_id, status="signalled")
+    workflow_id = await start(
+        state.temporal,
+        state.settings,
+        "ChargeWorkflow",
+        ChargeInput(bill_id=bill_id, customer_id=bill["customer_id"], dunning=False),
+        workflow_id=f"{dunning_id}-pay-now",
+        reuse=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        summary=f"Pay {bill_id} now",
+        already=f"a payment of {bill_id} is already under way",
+        customer_id=bill["customer_id"],
+        tier=bill["tier"],
+        bill_id=bill_id,
+        period=bill["period"],
+    )
+    return Started(workflow_id=workflow_id)
+
+
+@router.post(
+    "/v1/bills/{bill_id}/refunds", status_code=202, response_model=Started, responses=CONFLICT
+)
+async def refund(
+    bill_id: str,
+    body: RefundBody,
+    state: StateDep,
+    caller: CallerDep,
+    idempotency_key: Annotated[
+        str | None, Header(max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    ] = None,
+) -> Started:
+    """Start the refund saga. The saga is the authority on what is refundable; this
+    early check only spares an obviously refused saga. Send `Idempotency-Key` to make
+    a retried request start one refund, not two."""
+    require_service(caller)
+    bill = await _bill(state, caller, bill_id)
+    amount = None
+    if body.amount is not None:
+        try:
+            amount = parse_money(body.amount, bill["currency"])
+        except InvalidInput as exc:
+            raise InvalidInput(f"amount: {exc.message}") from exc
+        if amount <= 0:
+            raise InvalidInput("amount: must be above zero")
+    refundable = parse_money(bill["refundable"], bill["currency"])
+    if refundable <= 0 or (amount is not None and amount > refundable):
+        raise RefundRefused(
+            f"bill {bill_id} has {bill['refundable']} {bill['currency']} refundable"
+            + (f"; {amount} asked" if amount is not None else "")
+        )
+    request_id = idempotency_key or uuid.uuid4().hex[:12]
+    workflow_id = await start(
+        state.temporal,
+        state.settings,
+        "RefundWorkflow",
+        RefundInput(bill_id=bill_id, amount=amount, reason=body.reason, request_id=request_id),
+        workflow_id=refund_id(bill_id, request_id),
+        summary=f"Refund {amount or 'all refundable'} on {bill_id}: {body.reason}"[:200],
+        already="this refund request was already made",
+        customer_id=bill["customer_id"],
+        tier=bill["tier"],
+        bill_id=bill_id,
+        period=bill["period"],
+    )
+    return Started(workflow_id=workflow_id)

@@ -1,0 +1,333 @@
+"""The one-model-in, one-model-out messages of workflows, activities, signals and queries.
+
+Frozen pydantic models, carried by `pydantic_data_converter`. Money is `Decimal`
+plus a currency code; times are timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+# --- Upgrade saga -----------------------------------------------------------------
+
+
+class UpgradeInput(Message):
+    """Change a customer's tier: up (prorated bill, charged) or down (no bill)."""
+
+    customer_id: str
+    target_tier: Literal["free", "starter", "professional", "enterprise"]
+    reason: Literal["auto_conversion", "manual"] = "manual"
+
+
+class UpgradeResult(Message):
+    customer_id: str
+    outcome: Literal["upgraded", "downgraded", "compensated", "unchanged"]
+    from_tier: str
+    to_tier: str
+    bill_id: str | None = None
+    message: str = ""
+
+
+# --- Saga status, read by a query ----------------------------------------------------
+
+
+class SagaStatus(Message):
+    """What `GET /v1/workflows/{id}` shows: the step and what it means in words."""
+
+    step: str
+    details: str = ""
+    bill_id: str | None = None
+    amount: Decimal | None = None
+    currency: str | None = None
+    at: datetime | None = None
+
+
+# --- Bills ------------------------------------------------------------------------
+
+
+class BillRef(Message):
+    """Enough of a bill for a saga to act on; the full bill lives in Postgres."""
+
+    bill_id: str
+    customer_id: str
+    period: str
+    kind: Literal["cycle", "upgrade"]
+    tier: str
+    total: Decimal
+    currency: str
+    status: Literal["pending", "paid", "void", "uncollectible"]
+    amount_due: Decimal
+
+
+class IssueCycleBillInput(Message):
+    customer_id: str
+    period: str
+    workflow_id: str
+
+
+class IssueCycleBillResult(Message):
+    """`bill` is None when the customer owes nothing for the period (started after it)."""
+
+    bill: BillRef | None
+    reason: str = ""
+
+
+class IssueUpgradeBillInput(Message):
+    customer_id: str
+    from_tier: str
+    to_tier: str
+    at: datetime
+    workflow_id: str
+    idempotency_key: str
+
+
+class VoidBillInput(Message):
+    """Safe whether or not the bill was issued: it voids what the key names, if anything."""
+
+    idempotency_key: str
+    reason: str
+
+
+class BillKey(Message):
+    bill_id: str
+
+
+# --- Customers and tiers ---------------------------------------------------------
+
+
+class CustomerKey(Message):
+    customer_id: str
+
+
+class CustomerSnapshot(Message):
+    customer_id: str
+    tier: str
+    status: str
+    auto_upgrade: bool
+    currency: str
+
+
+class ChangeTierInput(Message):
+    """Idempotent by `idempotency_key`: a retried step changes the tier once."""
+
+    customer_id: str
+    to_tier: str
+    reason: str
+    workflow_id: str
+    idempotency_key: str
+    at: datetime
+    disable_auto_upgrade: bool = False
+
+
+class ChangeTierResult(Message):
+    customer_id: str
+    from_tier: str
+    to_tier: str
+
+
+class DunningExhaustedInput(Message):
+    customer_id: str
+    bill_id: str
+    workflow_id: str
+    action: Literal["downgrade", "suspend"]
+    at: datetime
+
+
+class ListCustomersInput(Message):
+    period: str
+    after: str | None = None
+    limit: int = 500
+
+
+class CustomerPage(Message):
+    customer_ids: list[str]
+    next_after: str | None
+    # Each customer's current tier, for the children's `Tier` search attribute.
+    tiers: dict[str, str] = {}
+
+
+# --- Charges and dunning -----------------------------------------------------------
+
+
+class ChargePolicy(Message):
+    """Read once per saga from the worker's settings, then fixed in history."""
+
+    dunning_delays: list[timedelta]
+    bank_transfer_deadline: timedelta
+    dunning_exhausted_action: Literal["downgrade", "suspend"]
+    billing_run_concurrency: int
+    billing_run_page_size: int
+
+
+class ChargeInput(Message):
+    bill_id: str
+    customer_id: str
+    # False for an upgrade's charge: one try (plus activity retries), then compensate.
+    dunning: bool = True
+
+
+class ChargeResult(Message):
+    bill_id: str
+    outcome: Literal["paid", "uncollectible", "failed", "not_due"]
+    attempts: int
+    message: str = ""
+
+
+class AttemptChargeInput(Message):
+    bill_id: str
+    idempotency_key: str
+    excluded_payment_methods: list[str] = []
+    workflow_id: str
+
+
+class AttemptOutcome(Message):
+    """One try at the gateway; `no_method` when no usable payment method is on file."""
+
+    status: Literal["succeeded", "pending", "failed", "no_method", "not_due"]
+    idempotency_key: str
+    amount: Decimal = Decimal(0)
+    currency: str = "USD"
+    payment_method_id: str | None = None
+    method: str = ""
+    gateway_reference: str | None = None
+    authorization_code: str | None = None
+    decline_code: str | None = None
+    decline_kind: Literal["hard", "soft"] | None = None
+    message: str = ""
+
+
+class RecordAttemptInput(Message):
+    bill_id: str
+    outcome: AttemptOutcome
+
+
+class Settlement(Message):
+    """A bank transfer's final word, from the gateway's signed webhook."""
+
+    gateway_reference: str
+    status: Literal["succeeded", "failed"]
+    authorization_code: str | None = None
+    decline_code: str | None = None
+    message: str = ""
+
+
+class RetryNow(Message):
+    reason: str = "pay now"
+
+
+class WriteOffInput(Message):
+    bill_id: str
+    reason: str
+
+
+class GatewayReference(Message):
+    gateway_reference: str
+
+
+# --- Billing run -----------------------------------------------------------------
+
+
+class BillingCycleInput(Message):
+    customer_id: str
+    period: str
+
+
+class BillingCycleResult(Message):
+    customer_id: str
+    period: str
+    bill_id: str | None
+    outcome: str
+
+
+class BillingRunInput(Message):
+    """`period` None means the month before the run's start (for the monthly Schedule)."""
+
+    period: str | None = None
+    after: str | None = None
+    started: int = 0
+    skipped: int = 0
+
+
+class BillingRunResult(Message):
+    period: str
+    started: int
+    skipped: int
+
+
+# --- Refunds ---------------------------------------------------------------------
+
+
+class RefundInput(Message):
+    bill_id: str
+    amount: Decimal | None = None
+    reason: str
+    request_id: str
+
+
+class ReserveRefundInput(Message):
+    refund_id: str
+    bill_id: str
+    amount: Decimal | None
+    reason: str
+    workflow_id: str
+
+
+class RefundReservation(Message):
+    refund_id: str
+    bill_id: str
+    customer_id: str
+    amount: Decimal
+    currency: str
+    charge_reference: str
+
+
+class GatewayRefundInput(Message):
+    idempotency_key: str
+    charge_reference: str
+    amount: Decimal
+    currency: str
+    reason: str
+
+
+class GatewayRefundOutcome(Message):
+    status: Literal["succeeded", "failed"]
+    gateway_reference: str
+    message: str = ""
+
+
+class CompleteRefundInput(Message):
+    refund_id: str
+    gateway_reference: str
+
+
+class RefundKey(Message):
+    refund_id: str
+
+
+class RefundResult(Message):
+    refund_id: str
+    bill_id: str
+    outcome: Literal["refunded", "refused", "failed"]
+    amount: Decimal
+    currency: str
+    message: str = ""
+
+
+class SagaNote(Message):
+    """Why a saga compensated: the record a person reads afterwards."""
+
+    workflow_id: str
+    step: str
+    message: str
+    idempotency_key: str
+    customer_id: str | None = None
+    bill_id: str | None = None

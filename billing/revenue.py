@@ -1,0 +1,180 @@
+"""The revenue report: one pure function from per-bill ledger sums to figures that add up.
+
+For every report and every tier: net == collected - refunded and
+billed == collected + outstanding + written_off, outstanding >= 0; the tier figures
+sum to the totals. A report covers the bills of one billing period; void bills are
+left out of every figure except the payment success rate (a charge that failed and
+was compensated by voiding its bill still failed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import ROUND_HALF_UP, Decimal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from billing.catalog import TIER_ORDER
+from billing.ledger import BillStatus, EntryKind, LedgerEntry, bill_state
+from billing.money import format_money, round_money
+from billing.periods import parse_period
+
+_RATE_QUANTUM = Decimal("0.0001")
+MONEY_FIELDS = ("billed", "collected", "refunded", "net", "outstanding", "written_off", "tax")
+
+
+class BillFacts(BaseModel):
+    """One bill as its ledger entries sum up, by kind; `voided` if a voided entry exists."""
+
+    model_config = ConfigDict(frozen=True)
+
+    bill_id: str
+    customer_id: str
+    period: str
+    tier: str
+    currency: str
+    tax: Decimal
+    issued: Decimal
+    captured: Decimal = Decimal(0)
+    refunded: Decimal = Decimal(0)
+    written_off: Decimal = Decimal(0)
+    voided: bool = False
+    succeeded_attempts: int = Field(default=0, ge=0)
+    failed_attempts: int = Field(default=0, ge=0)
+
+
+class Figures(BaseModel):
+    """Exact amounts; the invariants of the module docstring hold for every instance built here."""
+
+    model_config = ConfigDict(frozen=True)
+
+    billed: Decimal = Decimal(0)
+    collected: Decimal = Decimal(0)
+    refunded: Decimal = Decimal(0)
+    net: Decimal = Decimal(0)
+    outstanding: Decimal = Decimal(0)
+    written_off: Decimal = Decimal(0)
+    tax: Decimal = Decimal(0)
+
+    def __add__(self, other: Figures) -> Figures:
+        return Figures(**{f: getattr(self, f) + getattr(other, f) for f in MONEY_FIELDS})
+
+
+class TierFigures(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    customers: int
+    bills: int
+    figures: Figures
+
+
+class RevenueReport(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    period: str
+    currency: str
+    customers: int
+    bills: int
+    figures: Figures
+    payment_success_rate: Decimal | None
+    by_tier: dict[str, TierFigures]
+
+    def to_json(self) -> dict[str, object]:
+        """The contract's shape: money as decimal strings, the rate with 4 places or null."""
+
+        def money(figures: Figures) -> dict[str, str]:
+            return {f: format_money(getattr(figures, f), self.currency) for f in MONEY_FIELDS}
+
+        rate = self.payment_success_rate
+        return {
+            "period": self.period,
+            "currency": self.currency,
+            **money(self.figures),
+            "payment_success_rate": None if rate is None else f"{rate:f}",
+            "customers": self.customers,
+            "bills": self.bills,
+            "by_tier": {
+                tier: {"customers": t.customers, "bills": t.bills, **money(t.figures)}
+                for tier, t in self.by_tier.items()
+            },
+        }
+
+
+def bill_figures(bill: BillFacts) -> Figures | None:
+    """One bill's figures, or None for a void bill; an impossible ledger raises ValueError."""
+    entries = [
+        LedgerEntry(kind=kind, amount=amount)
+        for kind, amount in (
+            (EntryKind.CAPTURED, bill.captured),
+            (EntryKind.REFUNDED, bill.refunded),
+            (EntryKind.WRITTEN_OFF, bill.written_off),
+        )
+        if amount
+    ]
+    if bill.voided:
+        entries.append(LedgerEntry(kind=EntryKind.VOIDED, amount=Decimal(0)))
+    state = bill_state(bill.issued, entries)  # validates: captured <= issued, refunded <= captured
+    if state.status == BillStatus.VOID:
+        return None
+    # A write-off that a later payment recovered is no longer written off: only what is
+    # still unpaid can be, so outstanding never goes negative and the sums still close.
+    written_off = min(bill.written_off, bill.issued - bill.captured)
+    return Figures(
+        billed=bill.issued,
+        collected=bill.captured,
+        refunded=bill.refunded,
+        net=bill.captured - bill.refunded,
+        outstanding=bill.issued - bill.captured - written_off,
+        written_off=written_off,
+        tax=bill.tax,
+    )
+
+
+def success_rate(succeeded: int, failed: int) -> Decimal | None:
+    """succeeded / (succeeded + failed), 4 places ROUND_HALF_UP; None when nothing was tried."""
+    tried = succeeded + failed
+    if tried == 0:
+        return None
+    return (Decimal(succeeded) / Decimal(tried)).quantize(_RATE_QUANTUM, rounding=ROUND_HALF_UP)
+
+
+def revenue_report(period: str, currency: str, bills: Iterable[BillFacts]) -> RevenueReport:
+    """The report of `period` from its bills; every tier of the catalog is listed, even at 0."""
+    parse_period(period)
+    zero = round_money(Decimal(0), currency)
+    empty = Figures(**dict.fromkeys(MONEY_FIELDS, zero))
+    totals = empty
+    tiers: dict[str, Figures] = {t.value: empty for t in TIER_ORDER}
+    tier_customers: dict[str, set[str]] = {t.value: set() for t in TIER_ORDER}
+    tier_bills: dict[str, int] = dict.fromkeys(tiers, 0)
+    customers: set[str] = set()
+    succeeded = failed = 0
+    for bill in bills:
+        if bill.period != period:
+            raise ValueError(f"bill {bill.bill_id} is of {bill.period}, not {period}")
+        if bill.currency != currency:
+            raise ValueError(f"bill {bill.bill_id} is in {bill.currency}, the report in {currency}")
+        succeeded += bill.succeeded_attempts
+        failed += bill.failed_attempts
+        figures = bill_figures(bill)
+        if figures is None:
+            continue
+        totals += figures
+        tiers[bill.tier] = tiers.get(bill.tier, empty) + figures
+        tier_customers.setdefault(bill.tier, set()).add(bill.customer_id)
+        tier_bills[bill.tier] = tier_bills.get(bill.tier, 0) + 1
+        customers.add(bill.customer_id)
+    return RevenueReport(
+        period=period,
+        currency=currency,
+        customers=len(customers),
+        bills=sum(tier_bills.values()),
+        figures=totals,
+        payment_success_rate=success_rate(succeeded, failed),
+        by_tier={
+            tier: TierFigures(
+                customers=len(tier_customers[tier]), bills=tier_bills[tier], figures=figures
+            )
+            for tier, figures in tiers.items()
+        },
+    )

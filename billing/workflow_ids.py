@@ -1,0 +1,31 @@
+"""Workflow ids that carry meaning; with REJECT_DUPLICATE they make duplicates impossible."""
+
+from __future__ import annotations
+
+
+def billing_cycle_id(customer_id: str, period: str) -> str:
+    """One billing cycle per customer and period, ever."""
+    return f"bill-{customer_id}-{period}"
+
+
+def charge_id(bill_id: str) -> str:
+    """One charge saga (with its dunning) per bill."""
+    return f"charge-{bill_id}"
+
+
+def auto_upgrade_id(customer_id: str) -> str:
+    """The free-to-starter conversion starts once per customer, however many events cross."""
+    return f"upgrade-{customer_id}-auto-starter"
+
+
+def manual_upgrade_id(customer_id: str, tier: str, request_id: str) -> str:
+    return f"upgrade-{customer_id}-{tier}-{request_id}"
+
+
+def refund_id(bill_id: str, request_id: str) -> str:
+    return f"refund-{bill_id}-{request_id}"
+
+
+def billing_run_id(period: str) -> str:
+    """One billing run per period; a second request finds the first."""
+    return f"billing-run-{period}"

@@ -1,0 +1,1 @@
+"""The local stack: Postgres, Redis and Temporal from wheels, and the service on top of them."""

@@ -1,0 +1,1 @@
+"""A payment gateway simulator: its own HTTP service and storage, run by `python -m gateway_sim`."""

@@ -1,0 +1,1 @@
+"""Metrics, structured logs, traces and the payload codec: how an operator sees the service."""

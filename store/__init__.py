@@ -1,0 +1,1 @@
+"""Postgres and Redis access: named SQL, asyncpg `$n` parameters, no business rules."""

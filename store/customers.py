@@ -1,0 +1,150 @@
+"""Customers and their payment methods in Postgres; tokens are written, never read back out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+
+_COLUMNS = """
+    c.id, c.name, c.email, c.tier, c.status, c.auto_upgrade, c.tax_rate, c.currency,
+    c.overrides, c.started_at, c.created_at,
+    pm.id AS pm_id, pm.type AS pm_type, pm.created_at AS pm_created_at"""
+
+# The newest payment method is the default; its token is deliberately not selected.
+_DEFAULT_METHOD = """
+    LEFT JOIN LATERAL (
+        SELECT id, type, created_at FROM payment_methods
+        WHERE customer_id = c.id ORDER BY created_at DESC, id DESC LIMIT 1
+    ) pm ON true"""
+
+GET_CUSTOMER = f"SELECT {_COLUMNS} FROM customers c {_DEFAULT_METHOD} WHERE c.id = $1::text"
+
+GET_CUSTOMERS = f"SELECT {_COLUMNS} FROM customers c {_DEFAULT_METHOD} WHERE c.id = ANY($1::text[])"
+
+LIST_CUSTOMERS = f"""
+SELECT {_COLUMNS} FROM customers c {_DEFAULT_METHOD}
+WHERE $1::text IS NULL OR c.id > $1::text
+ORDER BY c.id LIMIT $2::int"""
+
+INSERT_CUSTOMER = """
+INSERT INTO customers (id, name, email, tier, auto_upgrade, tax_rate, currency, api_key_hash,
+                       started_at)
+VALUES ($1::text, $2::text, $3::text, $4::text, $5::boolean, $6::numeric, $7::text, $8::text,
+        $9::timestamptz)"""
+
+# The tier a customer starts with is history too: bills explain prices from tier_changes.
+INSERT_INITIAL_TIER = """
+INSERT INTO tier_changes (customer_id, from_tier, to_tier, reason, effective_at, idempotency_key)
+VALUES ($1::text, $2::text, $2::text, 'created', $3::timestamptz, 'created-' || $1::text)"""
+
+INSERT_PAYMENT_METHOD = """
+INSERT INTO payment_methods (id, customer_id, type, token)
+VALUES ($1::text, $2::text, $3::text, $4::text)
+RETURNING id, type, created_at"""
+
+
+@dataclass(frozen=True)
+class PaymentMethodRow:
+    id: str
+    type: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class CustomerRow:
+    """A customer as stored, with its default payment method (never its token)."""
+
+    id: str
+    name: str
+    email: str
+    tier: str
+    status: str
+    auto_upgrade: bool
+    tax_rate: Decimal
+    currency: str
+    overrides: dict[str, Any]
+    started_at: datetime
+    created_at: datetime
+    payment_method: PaymentMethodRow | None
+
+
+@dataclass(frozen=True)
+class NewCustomer:
+    id: str
+    name: str
+    email: str
+    tier: str
+    auto_upgrade: bool
+    tax_rate: Decimal
+    currency: str
+    api_key_hash: str
+    started_at: datetime
+
+
+def _customer(row: asyncpg.Record) -> CustomerRow:
+    method = None
+    if row["pm_id"] is not None:
+        method = PaymentMethodRow(row["pm_id"], row["pm_type"], row["pm_created_at"])
+    return CustomerRow(
+        id=row["id"],
+        name=row["name"],
+        email=row["email"],
+        tier=row["tier"],
+        status=row["status"],
+        auto_upgrade=row["auto_upgrade"],
+        tax_rate=row["tax_rate"],
+        currency=row["currency"].strip(),
+        overrides=dict(row["overrides"] or {}),
+        started_at=row["started_at"],
+        created_at=row["created_at"],
+        payment_method=method,
+    )
+
+
+async def create_customer(pool: asyncpg.Pool, new: NewCustomer) -> CustomerRow:
+    """The customer and its initial tier_changes row, in one transaction."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            INSERT_CUSTOMER,
+            new.id,
+            new.name,
+            new.email,
+            new.tier,
+            new.auto_upgrade,
+            new.tax_rate,
+            new.currency,
+            new.api_key_hash,
+            new.started_at,
+        )
+        await conn.execute(INSERT_INITIAL_TIER, new.id, new.tier, new.started_at)
+        row = await conn.fetchrow(GET_CUSTOMER, new.id)
+    assert row is not None
+    return _customer(row)
+
+
+async def get_customer(pool: asyncpg.Pool, customer_id: str) -> CustomerRow | None:
+    row = await pool.fetchrow(GET_CUSTOMER, customer_id)
+    return None if row is None else _customer(row)
+
+
+async def get_customers(pool: asyncpg.Pool, customer_ids: list[str]) -> dict[str, CustomerRow]:
+    """Several customers in one round trip; unknown ids are simply absent."""
+    rows = await pool.fetch(GET_CUSTOMERS, customer_ids)
+    return {row["id"]: _customer(row) for row in rows}
+
+
+async def list_customers(pool: asyncpg.Pool, *, limit: int, after: str | None) -> list[CustomerRow]:
+    """Keyset pagination by id: stable while customers are being created."""
+    return [_customer(row) for row in await pool.fetch(LIST_CUSTOMERS, after, limit)]
+
+
+async def add_payment_method(
+    pool: asyncpg.Pool, *, method_id: str, customer_id: str, type_: str, token: str
+) -> PaymentMethodRow:
+    row = await pool.fetchrow(INSERT_PAYMENT_METHOD, method_id, customer_id, type_, token)
+    assert row is not None
+    return PaymentMethodRow(row["id"], row["type"], row["created_at"])

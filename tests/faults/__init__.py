@@ -1,0 +1,1 @@
+"""Fault tests: the service under crashes, restarts, timeouts, load and bad input."""

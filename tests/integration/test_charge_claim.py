@@ -1,0 +1,57 @@
+"""One charge of a bill in flight at a time: racing attempts cannot capture twice."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from temporalio.exceptions import ApplicationError
+
+from activities.gateway import CHARGE_IN_FLIGHT, GatewayActivities
+from activities.ledger import LedgerActivities
+from billing.catalog import DEFAULT_CATALOG
+from billing.messages import AttemptChargeInput, IssueCycleBillInput, RecordAttemptInput
+from payments.simulator import SimulatorGateway
+
+from .harness import live_stack
+from .test_sagas_live import PERIOD, customer
+
+
+async def test_racing_attempts_on_one_bill_capture_once(
+    settings, db_pool, temporal_client, tmp_path
+):
+    async with live_stack(settings, db_pool, temporal_client, tmp_path) as live:
+        cid = (await customer(live, tier="starter", token="tok_success"))["id"]
+        ledger = LedgerActivities(db_pool, DEFAULT_CATALOG)
+        issued = await ledger.issue_cycle_bill(
+            IssueCycleBillInput(customer_id=cid, period=PERIOD, workflow_id="test")
+        )
+        assert issued.bill is not None
+        bill_id = issued.bill.bill_id
+        gateway = SimulatorGateway(live.settings.gateway_url)
+        payments = GatewayActivities(db_pool, gateway)
+        keys = [f"race-{uuid.uuid4().hex[:6]}-{n}" for n in range(4)]
+        results = await asyncio.gather(
+            *(payments.charge(AttemptChargeInput(bill_id=bill_id, idempotency_key=k,
+                                                 workflow_id="test")) for k in keys),
+            return_exceptions=True,
+        )  # fmt: skip
+        won = [r for r in results if not isinstance(r, BaseException)]
+        lost = [r for r in results if isinstance(r, ApplicationError)]
+        assert len(won) == 1
+        assert len(lost) == 3
+        assert {e.type for e in lost} == {CHARGE_IN_FLIGHT}
+        # The winner's retry (same key) is allowed and answers the first result.
+        again = await payments.charge(
+            AttemptChargeInput(bill_id=bill_id, idempotency_key=won[0].idempotency_key,
+                               workflow_id="test")
+        )  # fmt: skip
+        assert again.gateway_reference == won[0].gateway_reference
+        await ledger.record_attempt(RecordAttemptInput(bill_id=bill_id, outcome=won[0]))
+        # Recorded: the claim is released and the bill is paid, so nothing more is due.
+        after = await payments.charge(
+            AttemptChargeInput(bill_id=bill_id, idempotency_key="after", workflow_id="test")
+        )
+        assert after.status == "not_due"
+        assert (await live.sim_charges(bill_id=bill_id))["captures"] == 1
+        await gateway.aclose()

@@ -1,0 +1,211 @@
+"""bill_state over every short ledger, plus random legal histories."""
+
+from __future__ import annotations
+
+import itertools
+from decimal import Decimal
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from billing.ledger import (
+    BillState,
+    BillStatus,
+    EntryKind,
+    LedgerEntry,
+    bill_state,
+    can_charge,
+    can_void,
+    can_write_off,
+)
+
+
+def entry(kind: EntryKind, amount: str) -> LedgerEntry:
+    return LedgerEntry(kind=kind, amount=Decimal(amount))
+
+
+def test_kinds_match_the_schema_check():
+    assert [k.value for k in EntryKind] == [
+        "issued",
+        "captured",
+        "refunded",
+        "written_off",
+        "voided",
+    ]
+    assert [s.value for s in BillStatus] == ["pending", "paid", "void", "uncollectible"]
+
+
+def test_examples():
+    total = Decimal("590.00")
+    issued = entry(EntryKind.ISSUED, "590.00")
+    state = bill_state(total, [issued])
+    assert state == BillState(
+        status=BillStatus.PENDING,
+        total=total,
+        amount_paid=Decimal("0.00"),
+        amount_refunded=Decimal("0.00"),
+        amount_due=Decimal("590.00"),
+        refundable=Decimal("0.00"),
+        written_off=Decimal("0.00"),
+    )
+    assert str(state.amount_paid) == "0.00"
+    paid = bill_state(
+        total, [issued, entry(EntryKind.CAPTURED, "590.00"), entry(EntryKind.REFUNDED, "90.00")]
+    )
+    assert (paid.status, str(paid.amount_due), str(paid.refundable), str(paid.amount_refunded)) == (
+        BillStatus.PAID,
+        "0.00",
+        "500.00",
+        "90.00",
+    )
+    lost = bill_state(total, [issued, entry(EntryKind.WRITTEN_OFF, "590.00")])
+    assert (lost.status, str(lost.amount_due), str(lost.written_off)) == (
+        BillStatus.UNCOLLECTIBLE,
+        "590.00",
+        "590.00",
+    )
+    recovered = bill_state(
+        total, [issued, entry(EntryKind.WRITTEN_OFF, "590.00"), entry(EntryKind.CAPTURED, "590.00")]
+    )
+    assert recovered.status is BillStatus.PAID
+    void = bill_state(total, [issued, entry(EntryKind.VOIDED, "590.00")])
+    assert (void.status, str(void.amount_due)) == (BillStatus.VOID, "0.00")
+
+
+def test_zero_bill_is_paid_at_once():
+    state = bill_state(Decimal("0.00"), [entry(EntryKind.ISSUED, "0.00")])
+    assert state.status is BillStatus.PAID
+    assert not can_charge(state)
+    assert not can_void(state)
+    assert not can_write_off(state)
+
+
+@pytest.mark.parametrize(
+    ("entries", "message"),
+    [
+        ([entry(EntryKind.CAPTURED, "11.00")], "more than the bill total"),
+        (
+            [entry(EntryKind.CAPTURED, "4.00"), entry(EntryKind.REFUNDED, "5.00")],
+            "more than the 4.00 captured",
+        ),
+        (
+            [entry(EntryKind.CAPTURED, "4.00"), entry(EntryKind.VOIDED, "0")],
+            "void bill cannot hold",
+        ),
+        ([entry(EntryKind.CAPTURED, "-1.00")], ">= 0"),
+    ],
+)
+def test_invariant_violations(entries, message):
+    with pytest.raises(ValueError, match=message):
+        bill_state(Decimal("10.00"), entries)
+
+
+# --- Exhaustive: every sequence of up to three entries, every kind, small amounts ---------
+
+AMOUNTS = ["0.00", "4.00", "10.00"]
+ALL_ENTRIES = [entry(kind, amount) for kind in EntryKind for amount in AMOUNTS]
+
+
+def spec(total: Decimal, entries: list[LedgerEntry]) -> BillState | None:
+    """The rules as the brief states them, written as a table; None means ValueError."""
+
+    def total_of(kind: EntryKind) -> Decimal:
+        return sum((e.amount for e in entries if e.kind is kind), Decimal("0.00"))
+
+    kinds = {e.kind for e in entries}
+    paid, refunded = total_of(EntryKind.CAPTURED), total_of(EntryKind.REFUNDED)
+    if paid > total or refunded > paid or (EntryKind.VOIDED in kinds and paid > 0):
+        return None
+    if EntryKind.VOIDED in kinds:
+        status, due = BillStatus.VOID, Decimal(0)
+    elif paid >= total:
+        status, due = BillStatus.PAID, Decimal(0)
+    elif EntryKind.WRITTEN_OFF in kinds:
+        status, due = BillStatus.UNCOLLECTIBLE, total - paid
+    else:
+        status, due = BillStatus.PENDING, total - paid
+    return BillState(
+        status=status,
+        total=total,
+        amount_paid=paid,
+        amount_refunded=refunded,
+        amount_due=due,
+        refundable=paid - refunded,
+        written_off=total_of(EntryKind.WRITTEN_OFF),
+    )
+
+
+def every_ledger():
+    for size in range(4):
+        yield from itertools.product(ALL_ENTRIES, repeat=size)
+
+
+@pytest.mark.parametrize("total", [Decimal("0.00"), Decimal("10.00")])
+def test_every_short_ledger(total):
+    outcomes: dict[BillStatus | None, int] = {}
+    for ledger in every_ledger():
+        expected = spec(total, list(ledger))
+        if expected is None:
+            with pytest.raises(ValueError):  # noqa: PT011 - which invariant is checked above
+                bill_state(total, ledger)
+            outcomes[None] = outcomes.get(None, 0) + 1
+            continue
+        state = bill_state(total, ledger)
+        assert state == expected, ledger
+        # Order never matters: the ledger is a multiset of movements.
+        assert bill_state(total, reversed(ledger)) == state
+        assert can_void(state) == (
+            state.status in (BillStatus.PENDING, BillStatus.UNCOLLECTIBLE)
+            and state.amount_paid == 0
+        )
+        assert can_charge(state) == (
+            state.status in (BillStatus.PENDING, BillStatus.UNCOLLECTIBLE) and state.amount_due > 0
+        )
+        assert can_write_off(state) == (state.status is BillStatus.PENDING and state.amount_due > 0)
+        outcomes[state.status] = outcomes.get(state.status, 0) + 1
+    # Every outcome is reached, so the table above is really exercised.
+    reachable = {None, BillStatus.PAID, BillStatus.VOID} | (
+        {BillStatus.PENDING, BillStatus.UNCOLLECTIBLE} if total > 0 else set()
+    )
+    assert set(outcomes) == reachable
+
+
+# --- Random legal histories: what the sagas may do never breaks an invariant ------------
+
+OPS = st.lists(
+    st.tuples(st.sampled_from(["capture", "refund", "write_off", "void"]), st.integers(1, 10_000)),
+    max_size=12,
+)
+
+
+@settings(max_examples=300)
+@given(total_cents=st.integers(0, 100_000), ops=OPS)
+def test_legal_histories_keep_invariants(total_cents, ops):
+    total = Decimal(total_cents).scaleb(-2)
+    ledger = [LedgerEntry(kind=EntryKind.ISSUED, amount=total)]
+    state = bill_state(total, ledger)
+    for op, cents in ops:
+        amount = Decimal(cents).scaleb(-2)
+        if op == "capture" and can_charge(state):
+            ledger.append(
+                LedgerEntry(kind=EntryKind.CAPTURED, amount=min(amount, state.amount_due))
+            )
+        elif op == "refund" and state.refundable > 0:
+            ledger.append(
+                LedgerEntry(kind=EntryKind.REFUNDED, amount=min(amount, state.refundable))
+            )
+        elif op == "write_off" and can_write_off(state):
+            ledger.append(LedgerEntry(kind=EntryKind.WRITTEN_OFF, amount=state.amount_due))
+        elif op == "void" and can_void(state):
+            ledger.append(LedgerEntry(kind=EntryKind.VOIDED, amount=total))
+        before, state = state, bill_state(total, ledger)
+        assert state.amount_paid <= total
+        assert 0 <= state.refundable == state.amount_paid - state.amount_refunded
+        assert state.amount_paid >= before.amount_paid
+        if state.status in (BillStatus.PENDING, BillStatus.UNCOLLECTIBLE):
+            assert state.amount_due == total - state.amount_paid > 0
+        else:
+            assert state.amount_due == 0
+        if before.status in (BillStatus.PAID, BillStatus.VOID):
+            assert state.status is before.status  # terminal

@@ -1,0 +1,117 @@
+"""Runs the Temporal worker: every workflow and activity of the billing sagas."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import asyncpg
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.config import ConfigActivities
+from activities.customers import CustomerActivities
+from activities.gateway import GatewayActivities
+from activities.ledger import LedgerActivities
+from billing.catalog import DEFAULT_CATALOG
+from billing.payments import PaymentGateway
+from billing.settings import Settings
+from observability.codec import data_converter
+from observability.interceptors import LogContextInterceptor
+from observability.logs import configure_logging
+from observability.tracing import client_interceptors, tracer_provider
+from observability.worker_metrics import sdk_runtime, serve_worker_metrics
+from payments.simulator import SimulatorGateway
+from store.db import create_pool
+from workflows.billing_cycle import BillingCycleWorkflow
+from workflows.billing_run import BillingRunWorkflow
+from workflows.charge import ChargeWorkflow
+from workflows.refund import RefundWorkflow
+from workflows.upgrade import UpgradeWorkflow
+
+log = logging.getLogger("worker")
+
+# Every client, worker, test environment and replayer uses this one converter (or
+# `data_converter(settings)`, the same for the same settings): pydantic, payloads encrypted.
+DATA_CONVERTER = data_converter(Settings())
+
+WORKFLOWS = [
+    BillingCycleWorkflow,
+    BillingRunWorkflow,
+    ChargeWorkflow,
+    RefundWorkflow,
+    UpgradeWorkflow,
+]
+
+
+def build_worker(
+    client: Client,
+    settings: Settings,
+    pool: asyncpg.Pool,
+    gateway: PaymentGateway,
+    *,
+    task_queue: str | None = None,
+) -> Worker:
+    """The worker with every saga; tests build it with their own task queue."""
+    ledger = LedgerActivities(pool, DEFAULT_CATALOG)
+    customers = CustomerActivities(pool)
+    payments = GatewayActivities(pool, gateway)
+    config = ConfigActivities(settings)
+    return Worker(
+        client,
+        task_queue=task_queue or settings.task_queue,
+        workflows=WORKFLOWS,
+        activities=[
+            config.charge_policy,
+            customers.get_customer,
+            customers.change_tier,
+            customers.dunning_exhausted,
+            customers.list_billable_customers,
+            ledger.issue_cycle_bill,
+            ledger.issue_upgrade_bill,
+            ledger.void_bill,
+            ledger.get_bill,
+            ledger.record_attempt,
+            ledger.write_off,
+            ledger.reserve_refund,
+            ledger.complete_refund,
+            ledger.release_refund,
+            ledger.record_saga_note,
+            payments.charge,
+            payments.get_charge,
+            payments.refund,
+        ],
+        max_concurrent_activities=100,
+        interceptors=[LogContextInterceptor()],
+    )
+
+
+async def main() -> None:
+    settings = Settings()
+    configure_logging(settings, "worker")
+    tracing = tracer_provider(settings, "worker")
+    client = await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=data_converter(settings),
+        interceptors=client_interceptors(tracing),
+        runtime=sdk_runtime(settings),
+    )
+    metrics = serve_worker_metrics(settings)
+    pool = await create_pool(settings.database_url, min_size=2, max_size=20)
+    gateway = SimulatorGateway(settings.gateway_url)
+    worker = build_worker(client, settings, pool, gateway)
+    log.info("worker polling task queue %s", settings.task_queue)
+    try:
+        await worker.run()
+    finally:
+        await gateway.aclose()
+        await pool.close()
+        if metrics is not None:
+            metrics.shutdown()
+        if tracing is not None:
+            tracing.shutdown()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,91 @@
+"""BillingRunWorkflow: start every customer's billing cycle for a period.
+
+Pages through customers in id order; each page's cycles start as abandoned
+children, at most `billing_run_concurrency` starts in flight, then the run
+continues as new with its cursor so its history stays small however many
+customers there are. A cycle already started (by the API, or an earlier run)
+is skipped: its id makes a second start impossible.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio import workflow
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.config import ConfigActivities
+    from activities.customers import CustomerActivities
+    from billing.messages import (
+        BillingCycleInput,
+        BillingRunInput,
+        BillingRunResult,
+        ListCustomersInput,
+        SagaStatus,
+    )
+    from billing.periods import period_of, previous_period
+    from billing.workflow_ids import billing_cycle_id
+    from workflows.billing_cycle import BillingCycleWorkflow
+    from workflows.options import DB
+    from workflows.search_attributes import search_attributes
+
+
+@workflow.defn
+class BillingRunWorkflow:
+    def __init__(self) -> None:
+        self._status = SagaStatus(step="starting")
+
+    @workflow.query
+    def status(self) -> SagaStatus:
+        return self._status
+
+    @workflow.run
+    async def run(self, inp: BillingRunInput) -> BillingRunResult:
+        period = inp.period or previous_period(period_of(workflow.now()))
+        policy = await workflow.execute_activity_method(ConfigActivities.charge_policy, **DB)
+        page = await workflow.execute_activity_method(
+            CustomerActivities.list_billable_customers,
+            ListCustomersInput(period=period, after=inp.after, limit=policy.billing_run_page_size),
+            **DB,
+        )
+        gate = asyncio.Semaphore(policy.billing_run_concurrency)
+
+        async def start(customer_id: str) -> bool:
+            async with gate:
+                try:
+                    await workflow.start_child_workflow(
+                        BillingCycleWorkflow.run,
+                        BillingCycleInput(customer_id=customer_id, period=period),
+                        id=billing_cycle_id(customer_id, period),
+                        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                        parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+                        search_attributes=search_attributes(
+                            customer_id=customer_id,
+                            tier=page.tiers.get(customer_id),
+                            period=period,
+                        ),
+                        static_summary=f"Bill {customer_id} for {period}",
+                    )
+                except WorkflowAlreadyStartedError:
+                    return False
+                return True
+
+        started = await asyncio.gather(*(start(c) for c in page.customer_ids))
+        total_started = inp.started + sum(started)
+        total_skipped = inp.skipped + len(started) - sum(started)
+        details = f"{period}: {total_started} cycles started, {total_skipped} already billed"
+        self._status = SagaStatus(step="fanning_out", details=details)
+        workflow.set_current_details(details)
+        if page.next_after is not None:
+            workflow.continue_as_new(
+                BillingRunInput(
+                    period=period,
+                    after=page.next_after,
+                    started=total_started,
+                    skipped=total_skipped,
+                )
+            )
+        self._status = SagaStatus(step="done", details=details)
+        return BillingRunResult(period=period, started=total_started, skipped=total_skipped)

@@ -1,0 +1,45 @@
+"""Activity timeouts and retry policies, in one place so every saga retries alike."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TypedDict
+
+from temporalio.common import RetryPolicy
+
+# Business refusals: retrying cannot change the answer. The one list of them.
+NON_RETRYABLE_ERROR_TYPES = ["RefundRefused", "GatewayRefused", "InvalidInput", "ChargeInFlight"]
+
+
+class ActivityOptions(TypedDict, total=False):
+    """Typed so that `**DB` type-checks against `execute_activity_method`."""
+
+    start_to_close_timeout: timedelta
+    schedule_to_close_timeout: timedelta
+    retry_policy: RetryPolicy
+
+
+# Postgres steps: idempotent by key, so retry until the database is back.
+DB: ActivityOptions = {
+    "start_to_close_timeout": timedelta(seconds=30),
+    "retry_policy": RetryPolicy(
+        initial_interval=timedelta(milliseconds=200),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=10),
+        non_retryable_error_types=NON_RETRYABLE_ERROR_TYPES,
+    ),
+}
+
+# Gateway calls: the same idempotency key on every try, so a retry never charges twice.
+# Bounded: a gateway that stays away becomes a failed attempt that dunning retries later.
+GATEWAY: ActivityOptions = {
+    "start_to_close_timeout": timedelta(seconds=20),
+    "schedule_to_close_timeout": timedelta(minutes=5),
+    "retry_policy": RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=30),
+        maximum_attempts=6,
+        non_retryable_error_types=NON_RETRYABLE_ERROR_TYPES,
+    ),
+}
