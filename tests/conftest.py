@@ -34,6 +34,8 @@ from worker import DATA_CONVERTER
 
 NAMESPACE = "default"
 
+pytest_plugins = ["tests.watchdog"]
+
 
 @pytest.fixture(scope="session")
 def devstack_dir() -> Iterator[Path]:
