@@ -16,7 +16,14 @@ _MIN_SECRET = 6  # shorter configured values would mask ordinary words
 _BEARER = re.compile(r"(?i)\b(bearer\s+)[^\s\"',;]+")
 _PREFIXED = re.compile(r"\b(sk|ck|tok|whsec|pk|rk)_[A-Za-z0-9_\-]+")
 _URL_PASSWORD = re.compile(r"([a-z][a-z0-9+.\-]*://[^:/\s@]*:)[^@\s/]+@", re.IGNORECASE)
-_DIGIT_RUN = re.compile(r"(?<![\d.])\d(?:[ -]?\d){12,18}(?![\d.])")
+# A card number as people write it: 13-19 digits in one run, or groups of four (Amex 4-6-5)
+# split by one kind of separator. Never the tail of a word: ids such as
+# `bill-cus_8824db1234567890-202611` keep their digits.
+_DIGIT_RUN = re.compile(
+    r"(?<!\w)(?<!\d\.)"
+    r"(?:\d{13,19}|\d{4}([ -])\d{4}\1\d{4}\1\d{1,7}|\d{4}([ -])\d{6}\2\d{5})"
+    r"(?!\w|\.\d)"
+)
 
 
 def luhn_ok(digits: str) -> bool:

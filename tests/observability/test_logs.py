@@ -90,6 +90,11 @@ def test_ids_and_amounts_survive_redaction():
     redact = Redactor(["sk_live_abcdefghijkl"])
     kept = "cus_4f2a bill_9c1e charge-bill_9c1e-attempt-2 amount 1234567890123 at 2026-01-31"
     assert redact(kept) == kept  # 13 digits that fail the Luhn check are not a card
+    # Luhn-valid digits inside an id (a customer id's hex tail, then the period) are no card.
+    workflow_id = "bill-cus_8824db4242424242-4242"
+    assert redact(workflow_id) == workflow_id
+    for card in ("4242424242424242", "4242 4242 4242 4242", "3782-822463-10005"):
+        assert redact(f"card {card}.") == "card [CARD]."
     assert luhn_ok("4242424242424242")
     assert not luhn_ok("4242424242424241")
     assert Redactor(["short"])("short") == "short"  # too short to be a configured secret

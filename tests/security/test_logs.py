@@ -22,7 +22,12 @@ from tests.faults.stack import FaultStack, service_stack, stack_settings
 
 CARDS = ["4242424242424242", "4242 4242 4242 4242", "5555-5555-5555-4444", "378282246310005"]
 _CLIENT = {"httpx", "httpcore"}
-_DIGIT_RUN = re.compile(r"(?<![\d.])\d(?:[ -]?\d){12,18}(?![\d.])")
+# Card-shaped digits: one run of 13-19, or groups of four (Amex 4-6-5), not inside a word.
+_DIGIT_RUN = re.compile(
+    r"(?<!\w)(?<!\d\.)"
+    r"(?:\d{13,19}|\d{4}([ -])\d{4}\1\d{4}\1\d{1,7}|\d{4}([ -])\d{6}\2\d{5})"
+    r"(?!\w|\.\d)"
+)
 PLANS = [
     Plan("starter", "credit_card", "tok_success", "paid"),
     Plan("starter", "debit_card", "tok_insufficient_funds", "uncollectible"),
@@ -103,6 +108,14 @@ def _secrets(settings: Settings, customer_keys: list[str]) -> dict[str, str]:
     return values
 
 
+def _masked(line: str, run: str) -> str:
+    """The line around a card-like run, the run cut to its length and last four digits."""
+    at = line.index(run)
+    digits = re.sub(r"\D", "", run)
+    before, after = line[max(0, at - 120) : at], line[at + len(run) :][:80]
+    return f"{before}<{len(digits)} digits ...{digits[-4:]}>{after}"
+
+
 def _leaks(name: str, text: str, secrets: dict[str, str]) -> list[str]:
     found = []
     for number, line in enumerate(text.splitlines(), 1):
@@ -112,13 +125,15 @@ def _leaks(name: str, text: str, secrets: dict[str, str]) -> list[str]:
             found.append(f"{where}: a payment token: {line[:200]}")
         if re.search(r"\bck_[A-Za-z0-9_-]{8,}", line):
             found.append(f"{where}: a customer key: {line[:200]}")
-        found += [f"{where}: a card number" for _ in card_numbers_in(line)]
+        found += [f"{where}: a card number: {_masked(line, r)}" for r in card_numbers_in(line)]
     return found
 
 
 def test_the_card_number_search_can_fail():
     assert card_numbers_in("card 4242 4242 4242 4242 refused") == ["4242 4242 4242 4242"]
     assert card_numbers_in("bill_1234567890123 amount 1234567890123456") == []
+    # An id whose hex tail happens to be digits, then a period: 16 digits, Luhn-valid.
+    assert card_numbers_in("bill-cus_8824db4242424242-4242") == []
 
 
 async def test_no_secret_in_any_log_line_of_a_full_run(
