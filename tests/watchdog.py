@@ -1,9 +1,10 @@
 """A hung test fails the run within minutes, with the evidence, instead of stalling CI.
 
 Every test (its setup and teardown included) gets a time limit. When one overruns, this
-prints which test it was, every thread's stack and every unfinished asyncio task's stack,
-stops the servers this session started (they are children of this process), and exits
-with status 3.
+prints which test it was, every thread's stack and every unfinished asyncio task's stack
+(to the terminal, out from under pytest's capture, and to `.pytest-hang.txt`), stops the
+servers this session started (they are children of this process), and exits with
+status 124, as `timeout` does.
 
 Why not pytest-timeout: its thread method prints thread stacks only, and for a hang inside
 the event loop that is a thread idling in `select()`; what matters is which task waits on
@@ -21,12 +22,15 @@ import os
 import sys
 import threading
 import traceback
+from pathlib import Path
 
 import psutil
 import pytest
 
 #: Seconds a test may take, setup and teardown included; a chaos test gets three times this.
 LIMIT_S = float(os.environ.get("TEST_HANG_LIMIT_S", "600"))
+EXIT_HUNG = 124
+REPORT_FILE = ".pytest-hang.txt"
 
 
 def limit_for(item: pytest.Item) -> float:
@@ -67,20 +71,27 @@ def _stop_children() -> None:
             pass
 
 
-def _fire(nodeid: str, limit_s: float) -> None:
+def _fire(config: pytest.Config, nodeid: str, limit_s: float) -> None:
     try:
-        sys.__stderr__.write(_report(nodeid, limit_s))  # type: ignore[union-attr]
-        sys.__stderr__.flush()  # type: ignore[union-attr]
+        report = _report(nodeid, limit_s)
+        Path(config.rootpath, REPORT_FILE).write_text(report)
+        # pytest captures file descriptors 1 and 2 while a test runs; what is written
+        # there is lost on exit. Suspending its capture restores the real terminal.
+        capture = config.pluginmanager.getplugin("capturemanager")
+        if capture is not None:
+            capture.suspend_global_capture(in_=True)
+        sys.stderr.write(report)
+        sys.stderr.flush()
     except Exception:  # the report is best effort; the exit is not
         faulthandler.dump_traceback(all_threads=True)
     _stop_children()
-    os._exit(3)
+    os._exit(EXIT_HUNG)
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> object:
     limit_s = limit_for(item)
-    timer = threading.Timer(limit_s, _fire, args=(item.nodeid, limit_s))
+    timer = threading.Timer(limit_s, _fire, args=(item.config, item.nodeid, limit_s))
     timer.daemon = True
     timer.start()
     try:
