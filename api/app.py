@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
+import asyncpg
 from fastapi import Depends, FastAPI
 from redis.asyncio import Redis
 from temporalio.client import Client
@@ -33,8 +35,32 @@ _REDIS_TIMEOUT_S = 0.5
 _TEMPORAL_RETRY = RetryConfig(max_elapsed_time_millis=2_000, max_retries=4)
 
 
+# Each step of shutdown gets this long; a stuck one is logged and forced, so SIGTERM to
+# the API always ends the process.
+SHUTDOWN_STEP_S = 10.0
+
+log = logging.getLogger("api.app")
+
+
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+async def _close(watching: asyncio.Task[None], redis: Redis, pool: asyncpg.Pool) -> None:
+    """Stop the counter watch, then close Redis and Postgres, each step bounded."""
+    watching.cancel()
+    _, pending = await asyncio.wait({watching}, timeout=SHUTDOWN_STEP_S)
+    if pending:
+        log.error("counter watch still running %.0f s after its cancel; left", SHUTDOWN_STEP_S)
+    await redis.aclose()
+    try:
+        await asyncio.wait_for(pool.close(), SHUTDOWN_STEP_S)
+    except TimeoutError:
+        # asyncpg waits for every connection to come back; one that never does (a
+        # request still running, a leaked acquire) would hold shutdown for ever.
+        log.error("Postgres pool not closed after %.0f s: connections in use; terminated",
+                  SHUTDOWN_STEP_S)  # fmt: skip
+        pool.terminate()
 
 
 def create_app(
@@ -73,10 +99,7 @@ def create_app(
         try:
             yield
         finally:
-            watching.cancel()
-            await asyncio.gather(watching, return_exceptions=True)
-            await redis.aclose()
-            await pool.close()
+            await _close(watching, redis, pool)
             if tracing is not None:
                 await asyncio.to_thread(tracing.shutdown)  # flushes the spans still batched
 
