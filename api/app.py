@@ -46,12 +46,15 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-async def _close(watching: asyncio.Task[None], redis: Redis, pool: asyncpg.Pool) -> None:
+async def _close(
+    watch: CounterWatch, watching: asyncio.Task[None], redis: Redis, pool: asyncpg.Pool
+) -> None:
     """Stop the counter watch, then close Redis and Postgres, each step bounded."""
-    watching.cancel()
+    watch.stop()
+    watching.cancel()  # and interrupt a look in progress
     _, pending = await asyncio.wait({watching}, timeout=SHUTDOWN_STEP_S)
     if pending:
-        log.error("counter watch still running %.0f s after its cancel; left", SHUTDOWN_STEP_S)
+        log.error("counter watch still running %.0f s after its stop; left", SHUTDOWN_STEP_S)
     await redis.aclose()
     try:
         await asyncio.wait_for(pool.close(), SHUTDOWN_STEP_S)
@@ -99,7 +102,7 @@ def create_app(
         try:
             yield
         finally:
-            await _close(watching, redis, pool)
+            await _close(app.state.counter_watch, watching, redis, pool)
             if tracing is not None:
                 await asyncio.to_thread(tracing.shutdown)  # flushes the spans still batched
 

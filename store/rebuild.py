@@ -18,6 +18,7 @@ counted once too often or too rarely; the next rebuild, or the next hour, puts i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Callable
@@ -133,6 +134,7 @@ class CounterWatch:
         self.interval_s = interval_s
         self.was_down = False
         self.rebuilds = 0
+        self._stopping = asyncio.Event()
 
     def note_unreachable(self) -> None:
         """A request found Redis away: rebuild once it answers again."""
@@ -160,14 +162,24 @@ class CounterWatch:
         log.info("Redis counters rebuilt from Postgres: %s", rebuilt)
         return rebuilt
 
+    def stop(self) -> None:
+        """Ask `run` to return; it does so before its next look."""
+        self._stopping.set()
+
     async def run(self) -> None:
-        """Look every `interval_s` until cancelled; an unexpected error is logged, not fatal."""
-        while True:
+        """Look every `interval_s` until `stop()`; an unexpected error is logged, not fatal.
+
+        Stopped by a flag, not only by cancelling the task: a cancel that lands inside a
+        client library's I/O can be swallowed there (seen in CI: the task kept looping
+        "cancelling" and the API's shutdown waited on it for ever).
+        """
+        while not self._stopping.is_set():
             try:
                 await self.check_once()
             except Exception:
                 log.exception("counter watch failed; trying again")
-            await asyncio.sleep(self.interval_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.interval_s)
 
 
 async def _main() -> None:
