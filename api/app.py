@@ -98,6 +98,9 @@ def create_app(
         # Redis's counters are a cache of Postgres, rebuilt whenever Redis comes back. Real
         # time, not `clock`: the rebuild counts rows by their recorded_at, Postgres's clock.
         app.state.counter_watch = CounterWatch(pool, redis)
+        # The first look before the first request: on a new or emptied Redis the counters
+        # are rebuilt before traffic can race the rebuild (which would drop what it counts).
+        await app.state.counter_watch.check_once()
         watching = asyncio.create_task(app.state.counter_watch.run())
         try:
             yield
