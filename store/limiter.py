@@ -84,10 +84,24 @@ class RateLimiter:
         self.clock = clock
         self._reserve = redis.register_script(RESERVE_LUA)
         self._release = redis.register_script(RELEASE_LUA)
+        # The current hour's (key suffix, reset) and its bounds in unix seconds: computed
+        # once an hour instead of formatting a datetime on every request.
+        self._window: tuple[str, int] = ("", 0)
+        self._window_start = 0.0
+        self._window_end = 0.0
+
+    def _hour(self) -> tuple[str, int]:
+        now = self.clock()
+        at = now.timestamp()
+        if not self._window_start <= at < self._window_end:
+            self._window = hour_window(now)
+            self._window_end = float(self._window[1])
+            self._window_start = self._window_end - 3600
+        return self._window
 
     async def reserve(self, customer_id: str, quantity: int, limit: int) -> Reservation:
         """Count `quantity` if it fits under `limit` this hour; raises DependencyUnavailable."""
-        suffix, reset_at = hour_window(self.clock())
+        suffix, reset_at = self._hour()
         key = f"ratelimit:{customer_id}:{suffix}"
         try:
             allowed, count = await self._reserve(
