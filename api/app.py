@@ -61,8 +61,7 @@ async def _close(
     except TimeoutError:
         # asyncpg waits for every connection to come back; one that never does (a
         # request still running, a leaked acquire) would hold shutdown for ever.
-        log.error("Postgres pool not closed after %.0f s: connections in use; terminated",
-                  SHUTDOWN_STEP_S)  # fmt: skip
+        log.error("Postgres pool not closed after %.0f s; terminated", SHUTDOWN_STEP_S)
         pool.terminate()
 
 

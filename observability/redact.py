@@ -36,9 +36,17 @@ def luhn_ok(digits: str) -> bool:
     return total % 10 == 0
 
 
+def _is_card(run: str) -> bool:
+    return luhn_ok(re.sub(r"\D", "", run))
+
+
+def card_numbers(text: str) -> list[str]:
+    """The card numbers in `text`, as written: card-shaped digit runs that pass Luhn."""
+    return [m.group(0) for m in _DIGIT_RUN.finditer(text) if _is_card(m.group(0))]
+
+
 def _card(match: re.Match[str]) -> str:
-    digits = re.sub(r"\D", "", match.group(0))
-    return "[CARD]" if luhn_ok(digits) else match.group(0)
+    return "[CARD]" if _is_card(match.group(0)) else match.group(0)
 
 
 class Redactor:

@@ -84,19 +84,15 @@ class RateLimiter:
         self.clock = clock
         self._reserve = redis.register_script(RESERVE_LUA)
         self._release = redis.register_script(RELEASE_LUA)
-        # The current hour's (key suffix, reset) and its bounds in unix seconds: computed
-        # once an hour instead of formatting a datetime on every request.
+        # The current hour's (key suffix, reset at): computed once an hour instead of
+        # formatting a datetime on every request.
         self._window: tuple[str, int] = ("", 0)
-        self._window_start = 0.0
-        self._window_end = 0.0
 
     def _hour(self) -> tuple[str, int]:
         now = self.clock()
-        at = now.timestamp()
-        if not self._window_start <= at < self._window_end:
+        reset_at = self._window[1]
+        if not reset_at - 3600 <= now.timestamp() < reset_at:
             self._window = hour_window(now)
-            self._window_end = float(self._window[1])
-            self._window_start = self._window_end - 3600
         return self._window
 
     async def reserve(self, customer_id: str, quantity: int, limit: int) -> Reservation:
