@@ -17,6 +17,8 @@ class EntryKind(StrEnum):
     REFUNDED = "refunded"
     WRITTEN_OFF = "written_off"
     VOIDED = "voided"
+    # A late payment of a written-off bill: the write-off undone by an entry, never an edit.
+    WRITE_OFF_REVERSED = "write_off_reversed"
 
 
 class LedgerEntry(BaseModel):
@@ -45,10 +47,17 @@ class BillState(BaseModel):
     amount_due: Decimal
     refundable: Decimal
     written_off: Decimal
+    # Money held beyond what the bill owes (paid twice, or paid after a void): refund it.
+    excess: Decimal
 
 
 def bill_state(total: Decimal, entries: Iterable[LedgerEntry]) -> BillState:
-    """Status and figures from the entries; an impossible ledger raises ValueError."""
+    """Status and figures from the entries; an impossible ledger raises ValueError.
+
+    Money that reached the gateway is always recorded, so a bill may hold more than it
+    owes (a second capture, a payment after a void): that surplus is `excess`, and the
+    overpayment refund brings it back to zero.
+    """
     if not total.is_finite() or total < 0:
         raise ValueError(f"a bill total is a finite amount >= 0, not {total}")
     zero = total * 0  # keeps the total's exponent, so an empty figure reads 0.00
@@ -60,17 +69,18 @@ def bill_state(total: Decimal, entries: Iterable[LedgerEntry]) -> BillState:
         sums[entry.kind] += entry.amount
         seen.add(entry.kind)
     paid, refunded = sums[EntryKind.CAPTURED], sums[EntryKind.REFUNDED]
-    if paid > total:
-        raise ValueError(f"ledger captured {paid}, more than the bill total {total}")
     if refunded > paid:
         raise ValueError(f"ledger refunded {refunded}, more than the {paid} captured")
-    if EntryKind.VOIDED in seen:
-        if paid > 0:
-            raise ValueError(f"a void bill cannot hold captured money ({paid})")
+    written_off = sums[EntryKind.WRITTEN_OFF] - sums[EntryKind.WRITE_OFF_REVERSED]
+    if written_off < 0:
+        raise ValueError(f"ledger reversed more write-off than was written off ({written_off})")
+    void = EntryKind.VOIDED in seen
+    owed = zero if void else total
+    if void:
         status = BillStatus.VOID
     elif paid >= total:
         status = BillStatus.PAID  # a 0.00 bill is paid the moment it is issued
-    elif EntryKind.WRITTEN_OFF in seen:
+    elif written_off > 0:
         status = BillStatus.UNCOLLECTIBLE
     else:
         status = BillStatus.PENDING
@@ -82,7 +92,8 @@ def bill_state(total: Decimal, entries: Iterable[LedgerEntry]) -> BillState:
         amount_refunded=refunded,
         amount_due=zero if settled else total - paid,
         refundable=paid - refunded,
-        written_off=sums[EntryKind.WRITTEN_OFF],
+        written_off=written_off,
+        excess=max(zero, paid - refunded - owed),
     )
 
 

@@ -113,18 +113,22 @@ def bill_figures(bill: BillFacts) -> Figures | None:
     ]
     if bill.voided:
         entries.append(LedgerEntry(kind=EntryKind.VOIDED, amount=Decimal(0)))
-    state = bill_state(bill.issued, entries)  # validates: captured <= issued, refunded <= captured
+    state = bill_state(bill.issued, entries)  # validates: refunded <= captured
     if state.status == BillStatus.VOID:
         return None
+    # An overpayment and its refund are a wash, not revenue: both leave the figures, so
+    # collected never exceeds billed and the sums still close while the refund runs.
+    overpaid = max(bill.captured - bill.issued, Decimal(0))
+    collected, refunded = bill.captured - overpaid, bill.refunded - min(bill.refunded, overpaid)
     # A write-off that a later payment recovered is no longer written off: only what is
     # still unpaid can be, so outstanding never goes negative and the sums still close.
-    written_off = min(bill.written_off, bill.issued - bill.captured)
+    written_off = min(bill.written_off, bill.issued - collected)
     return Figures(
         billed=bill.issued,
-        collected=bill.captured,
-        refunded=bill.refunded,
-        net=bill.captured - bill.refunded,
-        outstanding=bill.issued - bill.captured - written_off,
+        collected=collected,
+        refunded=refunded,
+        net=collected - refunded,
+        outstanding=bill.issued - collected - written_off,
         written_off=written_off,
         tax=bill.tax,
     )

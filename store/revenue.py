@@ -20,7 +20,9 @@ WITH period_bills AS (
            sum(e.amount) FILTER (WHERE e.kind = 'issued') AS issued,
            sum(e.amount) FILTER (WHERE e.kind = 'captured') AS captured,
            sum(e.amount) FILTER (WHERE e.kind = 'refunded') AS refunded,
-           sum(e.amount) FILTER (WHERE e.kind = 'written_off') AS written_off,
+           coalesce(sum(e.amount) FILTER (WHERE e.kind = 'written_off'), 0)
+             - coalesce(sum(e.amount) FILTER (WHERE e.kind = 'write_off_reversed'), 0)
+             AS written_off,
            bool_or(e.kind = 'voided') AS voided
     FROM ledger_entries e JOIN period_bills b ON b.id = e.bill_id
     GROUP BY e.bill_id

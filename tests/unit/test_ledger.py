@@ -32,6 +32,7 @@ def test_kinds_match_the_schema_check():
         "refunded",
         "written_off",
         "voided",
+        "write_off_reversed",
     ]
     assert [s.value for s in BillStatus] == ["pending", "paid", "void", "uncollectible"]
 
@@ -48,6 +49,7 @@ def test_examples():
         amount_due=Decimal("590.00"),
         refundable=Decimal("0.00"),
         written_off=Decimal("0.00"),
+        excess=Decimal("0.00"),
     )
     assert str(state.amount_paid) == "0.00"
     paid = bill_state(
@@ -84,15 +86,11 @@ def test_zero_bill_is_paid_at_once():
 @pytest.mark.parametrize(
     ("entries", "message"),
     [
-        ([entry(EntryKind.CAPTURED, "11.00")], "more than the bill total"),
         (
             [entry(EntryKind.CAPTURED, "4.00"), entry(EntryKind.REFUNDED, "5.00")],
             "more than the 4.00 captured",
         ),
-        (
-            [entry(EntryKind.CAPTURED, "4.00"), entry(EntryKind.VOIDED, "0")],
-            "void bill cannot hold",
-        ),
+        ([entry(EntryKind.WRITE_OFF_REVERSED, "1.00")], "reversed more write-off"),
         ([entry(EntryKind.CAPTURED, "-1.00")], ">= 0"),
     ],
 )
@@ -115,13 +113,15 @@ def spec(total: Decimal, entries: list[LedgerEntry]) -> BillState | None:
 
     kinds = {e.kind for e in entries}
     paid, refunded = total_of(EntryKind.CAPTURED), total_of(EntryKind.REFUNDED)
-    if paid > total or refunded > paid or (EntryKind.VOIDED in kinds and paid > 0):
+    written_off = total_of(EntryKind.WRITTEN_OFF) - total_of(EntryKind.WRITE_OFF_REVERSED)
+    if refunded > paid or written_off < 0:
         return None
+    owed = Decimal(0) if EntryKind.VOIDED in kinds else total
     if EntryKind.VOIDED in kinds:
         status, due = BillStatus.VOID, Decimal(0)
     elif paid >= total:
         status, due = BillStatus.PAID, Decimal(0)
-    elif EntryKind.WRITTEN_OFF in kinds:
+    elif written_off > 0:
         status, due = BillStatus.UNCOLLECTIBLE, total - paid
     else:
         status, due = BillStatus.PENDING, total - paid
@@ -132,7 +132,8 @@ def spec(total: Decimal, entries: list[LedgerEntry]) -> BillState | None:
         amount_refunded=refunded,
         amount_due=due,
         refundable=paid - refunded,
-        written_off=total_of(EntryKind.WRITTEN_OFF),
+        written_off=written_off,
+        excess=max(Decimal("0.00"), paid - refunded - owed),
     )
 
 
@@ -209,3 +210,36 @@ def test_legal_histories_keep_invariants(total_cents, ops):
             assert state.amount_due == 0
         if before.status in (BillStatus.PAID, BillStatus.VOID):
             assert state.status is before.status  # terminal
+
+
+def test_a_second_capture_is_held_as_excess_until_refunded():
+    issued = entry(EntryKind.ISSUED, "10.00")
+    twice = [issued, entry(EntryKind.CAPTURED, "10.00"), entry(EntryKind.CAPTURED, "10.00")]
+    state = bill_state(Decimal("10.00"), twice)
+    assert (state.status, state.excess, state.amount_due) == (
+        BillStatus.PAID,
+        Decimal("10.00"),
+        Decimal("0.00"),
+    )
+    refunded = bill_state(Decimal("10.00"), [*twice, entry(EntryKind.REFUNDED, "10.00")])
+    assert refunded.excess == Decimal("0.00")
+
+
+def test_money_after_a_void_is_all_excess():
+    state = bill_state(
+        Decimal("10.00"),
+        [entry(EntryKind.VOIDED, "0.00"), entry(EntryKind.CAPTURED, "10.00")],
+    )
+    assert (state.status, state.excess) == (BillStatus.VOID, Decimal("10.00"))
+
+
+def test_a_late_payment_reverses_the_write_off():
+    wrote_off = [entry(EntryKind.ISSUED, "10.00"), entry(EntryKind.WRITTEN_OFF, "10.00")]
+    assert bill_state(Decimal("10.00"), wrote_off).status is BillStatus.UNCOLLECTIBLE
+    late = [
+        *wrote_off,
+        entry(EntryKind.CAPTURED, "10.00"),
+        entry(EntryKind.WRITE_OFF_REVERSED, "10.00"),
+    ]
+    state = bill_state(Decimal("10.00"), late)
+    assert (state.status, state.written_off) == (BillStatus.PAID, Decimal("0.00"))
