@@ -166,9 +166,10 @@ def test_every_small_ledger_adds_up_or_is_refused():
         AMOUNTS, AMOUNTS, AMOUNTS, (False, True)
     ):
         one = bill(captured=captured, refunded=refunded, written_off=written_off, voided=voided)
-        possible = refunded <= captured <= one.issued and not (voided and captured)
+        # Money beyond the total (paid twice, paid after a void) is possible: it is excess.
+        possible = refunded <= captured
         if not possible:
-            with pytest.raises(ValueError, match="more than|void bill cannot"):
+            with pytest.raises(ValueError, match="more than"):
                 bill_figures(one)
             continue
         legal += 1
