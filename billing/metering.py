@@ -1,7 +1,10 @@
-"""Usage events as they arrive, their validation, and their exact (unrounded) cost."""
+"""Usage events as they arrive, their validation, the tier they are priced at, their exact cost."""
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated
@@ -62,3 +65,39 @@ def event_cost(
     """(unit price at `tier`, quantity * unit price) exactly; lines round later, once."""
     unit_price = catalog.unit_price(tier, kind, overrides)
     return unit_price, exact_mul(quantity, unit_price)
+
+
+def check_subscribed(occurred_at: datetime, started_at: datetime) -> None:
+    """Usage before the subscription began falls in no billable period: refused, never stored."""
+    if occurred_at < started_at:
+        raise InvalidInput(
+            f"occurred_at {occurred_at.isoformat()} is before the customer's started_at "
+            f"{started_at.isoformat()}: usage before the subscription began cannot be billed"
+        )
+
+
+@dataclass(frozen=True)
+class TierChange:
+    """From `effective_at` on, the customer is on `to_tier` (until the next change)."""
+
+    effective_at: datetime
+    from_tier: Tier
+    to_tier: Tier
+
+
+def tier_at(changes: Sequence[TierChange], at: datetime) -> Tier | None:
+    """The tier in force at `at`, given a customer's changes in the order they were made.
+
+    The last change effective at or before `at` wins (of two at the same instant, the one made
+    later); before the first change, the tier it changed from; None with no history at all.
+    """
+    if not changes:
+        return None
+    # Stable: changes at the same instant keep the order they were made in.
+    ordered = sorted(changes, key=_effective_at)
+    index = bisect_right(ordered, at, key=_effective_at)
+    return ordered[index - 1].to_tier if index else ordered[0].from_tier
+
+
+def _effective_at(change: TierChange) -> datetime:
+    return change.effective_at

@@ -9,10 +9,19 @@ from typing import Any
 
 import asyncpg
 
+from billing.catalog import Tier
+from billing.metering import TierChange
+
 _COLUMNS = """
     c.id, c.name, c.email, c.tier, c.status, c.auto_upgrade, c.tax_rate, c.currency,
     c.overrides, c.started_at, c.created_at,
     pm.id AS pm_id, pm.type AS pm_type, pm.created_at AS pm_created_at"""
+
+# When the current tier took effect: read only for usage dated by the client, the one case
+# that may predate it (server-dated usage happens now, under the current tier).
+_TIER_SINCE = """,
+    (SELECT max(tc.effective_at) FROM tier_changes tc WHERE tc.customer_id = c.id)
+        AS tier_since"""
 
 # The newest payment method is the default; its token is deliberately not selected.
 _DEFAULT_METHOD = """
@@ -24,6 +33,9 @@ _DEFAULT_METHOD = """
 GET_CUSTOMER = f"SELECT {_COLUMNS} FROM customers c {_DEFAULT_METHOD} WHERE c.id = $1::text"
 
 GET_CUSTOMERS = f"SELECT {_COLUMNS} FROM customers c {_DEFAULT_METHOD} WHERE c.id = ANY($1::text[])"
+
+GET_CUSTOMERS_WITH_TIER_SINCE = f"""
+SELECT {_COLUMNS}{_TIER_SINCE} FROM customers c {_DEFAULT_METHOD} WHERE c.id = ANY($1::text[])"""
 
 LIST_CUSTOMERS = f"""
 SELECT {_COLUMNS} FROM customers c {_DEFAULT_METHOD}
@@ -40,6 +52,18 @@ VALUES ($1::text, $2::text, $3::text, $4::text, $5::boolean, $6::numeric, $7::te
 INSERT_INITIAL_TIER = """
 INSERT INTO tier_changes (customer_id, from_tier, to_tier, reason, effective_at, idempotency_key)
 VALUES ($1::text, $2::text, $2::text, 'created', $3::timestamptz, 'created-' || $1::text)"""
+
+# Per customer, every change from the one in force at `since` on: enough to price any moment
+# at or after `since`. One round trip for a whole batch.
+TIER_HISTORIES = """
+SELECT tc.customer_id, tc.from_tier, tc.to_tier, tc.effective_at
+FROM unnest($1::text[], $2::timestamptz[]) AS t(customer_id, since)
+JOIN tier_changes tc ON tc.customer_id = t.customer_id
+WHERE tc.effective_at >= coalesce(
+    (SELECT max(p.effective_at) FROM tier_changes p
+     WHERE p.customer_id = t.customer_id AND p.effective_at <= t.since),
+    '-infinity'::timestamptz)
+ORDER BY tc.customer_id, tc.effective_at, tc.id"""
 
 INSERT_PAYMENT_METHOD = """
 INSERT INTO payment_methods (id, customer_id, type, token)
@@ -70,6 +94,9 @@ class CustomerRow:
     started_at: datetime
     created_at: datetime
     payment_method: PaymentMethodRow | None
+    # When the current tier took effect (its tier_changes row): only from
+    # get_customers(..., tier_since=True), and None for a customer without history.
+    tier_since: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +129,7 @@ def _customer(row: asyncpg.Record) -> CustomerRow:
         started_at=row["started_at"],
         created_at=row["created_at"],
         payment_method=method,
+        tier_since=row.get("tier_since"),
     )
 
 
@@ -131,10 +159,26 @@ async def get_customer(pool: asyncpg.Pool, customer_id: str) -> CustomerRow | No
     return None if row is None else _customer(row)
 
 
-async def get_customers(pool: asyncpg.Pool, customer_ids: list[str]) -> dict[str, CustomerRow]:
+async def get_customers(
+    pool: asyncpg.Pool, customer_ids: list[str], *, tier_since: bool = False
+) -> dict[str, CustomerRow]:
     """Several customers in one round trip; unknown ids are simply absent."""
-    rows = await pool.fetch(GET_CUSTOMERS, customer_ids)
+    query = GET_CUSTOMERS_WITH_TIER_SINCE if tier_since else GET_CUSTOMERS
+    rows = await pool.fetch(query, customer_ids)
     return {row["id"]: _customer(row) for row in rows}
+
+
+async def tier_histories(
+    pool: asyncpg.Pool, since: dict[str, datetime]
+) -> dict[str, list[TierChange]]:
+    """customer -> its tier changes from the one in force at `since[customer]` on, in order."""
+    ids = list(since)
+    rows = await pool.fetch(TIER_HISTORIES, ids, [since[c] for c in ids])
+    out: dict[str, list[TierChange]] = {c: [] for c in ids}
+    for r in rows:
+        change = TierChange(r["effective_at"], Tier(r["from_tier"]), Tier(r["to_tier"]))
+        out[r["customer_id"]].append(change)
+    return out
 
 
 async def list_customers(pool: asyncpg.Pool, *, limit: int, after: str | None) -> list[CustomerRow]:

@@ -41,6 +41,13 @@ JOIN unnest($1::text[], $2::text[]) AS t(customer_id, period)
   ON b.customer_id = t.customer_id AND b.period = t.period
 WHERE b.kind = 'cycle'"""
 
+# Ids already recorded among events aimed at billed periods: a retry, not late usage.
+KNOWN_EVENTS = """
+SELECT e.customer_id, e.event_id
+FROM usage_events e
+JOIN unnest($1::text[], $2::text[]) AS t(customer_id, event_id)
+  ON e.customer_id = t.customer_id AND e.event_id = t.event_id"""
+
 # One round trip for the whole batch; the primary key (customer_id, event_id) dedupes.
 INSERT_EVENTS = """
 INSERT INTO usage_events
@@ -66,7 +73,7 @@ _LIVE_TTL_S = 100 * 86_400
 
 @dataclass(frozen=True)
 class PricedEvent:
-    """An event ready to store: priced at the customer's tier when it arrived."""
+    """An event ready to store: priced at the tier in force when it occurred."""
 
     customer_id: str
     event_id: str
@@ -81,7 +88,10 @@ class PricedEvent:
 
 @dataclass(frozen=True)
 class Recorded:
-    """What one insert did: each event is exactly one of inserted, duplicate, billed."""
+    """What one insert did: each event is exactly one of inserted, duplicate, billed.
+
+    A known event_id is a duplicate even when its period is billed; only new ones are billed.
+    """
 
     inserted: list[PricedEvent]
     duplicates: list[PricedEvent]
@@ -89,7 +99,7 @@ class Recorded:
 
 
 async def record_events(pool: asyncpg.Pool, events: list[PricedEvent]) -> Recorded:
-    """Insert new events, skip known ids, refuse events whose period is billed; one transaction."""
+    """Insert new events, skip known ids (billed period or not), refuse new late ones; one txn."""
     if not events:
         return Recorded([], [], [])
     pairs = sorted({(e.customer_id, e.period) for e in events})  # one lock order everywhere
@@ -98,8 +108,14 @@ async def record_events(pool: asyncpg.Pool, events: list[PricedEvent]) -> Record
         await conn.fetchval(LOCK_PERIODS, customers, periods)
         billed_rows = await conn.fetch(BILLED_PERIODS, customers, periods)
         billed_pairs = {(r["customer_id"], r["period"]) for r in billed_rows}
-        billed = [e for e in events if (e.customer_id, e.period) in billed_pairs]
+        late = [e for e in events if (e.customer_id, e.period) in billed_pairs]
         todo = [e for e in events if (e.customer_id, e.period) not in billed_pairs]
+        known: set[tuple[str, str]] = set()
+        if late:  # only then: the common case keeps its three statements
+            known_rows = await conn.fetch(
+                KNOWN_EVENTS, [e.customer_id for e in late], [e.event_id for e in late]
+            )
+            known = {(r["customer_id"], r["event_id"]) for r in known_rows}
         rows = await conn.fetch(
             INSERT_EVENTS,
             [e.customer_id for e in todo],
@@ -115,6 +131,8 @@ async def record_events(pool: asyncpg.Pool, events: list[PricedEvent]) -> Record
     new = {(r["customer_id"], r["event_id"]) for r in rows}
     inserted = [e for e in todo if (e.customer_id, e.event_id) in new]
     duplicates = [e for e in todo if (e.customer_id, e.event_id) not in new]
+    duplicates += [e for e in late if (e.customer_id, e.event_id) in known]
+    billed = [e for e in late if (e.customer_id, e.event_id) not in known]
     return Recorded(inserted, duplicates, billed)
 
 

@@ -1,6 +1,7 @@
-"""Usage events in, one or a batch: rate-limited, priced at arrival, recorded once per event_id.
+"""Usage events in, one or a batch: rate-limited, priced when they occurred, recorded once.
 
-Per customer: price each event at the customer's current tier, reserve its api_call quantity
+Per customer: price each event at the tier in force when it occurred (`api.ingest`; usage
+before the customer's started_at is refused), reserve its api_call quantity
 in the hourly limiter (one Lua round trip), insert every event of the request in one Postgres
 statement, give back what was not inserted, bump the live counters, and start the
 free-to-starter conversion when a convertible free customer has crossed the free limit.
@@ -13,7 +14,6 @@ import dataclasses
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -21,7 +21,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from api.auth import CallerDep, StateDep, authorize_customer
 from api.deps import AppState
 from api.errors import rate_limit_headers
-from api.routes.customers import existing_customer
+from api.ingest import CustomerPlan, Dated, check_started, date, plan_for, price_all
 from api.schemas import (
     ERRORS,
     ErrorBody,
@@ -32,20 +32,18 @@ from api.schemas import (
     UsageRecorded,
 )
 from api.starters import start_auto_conversion
-from billing.catalog import DEFAULT_CATALOG, ContractOverrides, Tier, UsageKind
+from billing.catalog import Tier, UsageKind
 from billing.errors import (
+    BillingError,
     DependencyUnavailable,
     InvalidInput,
     NotFound,
     PeriodAlreadyBilled,
     RateLimited,
 )
-from billing.metering import UsageEventIn, check_occurred_at, event_cost
-from billing.periods import period_of
 from observability import metrics
 from store import customers as customer_store
 from store import usage as usage_store
-from store.customers import CustomerRow
 from store.limiter import RateLimiter, Reservation
 from store.usage import PricedEvent
 
@@ -64,57 +62,6 @@ async def get_limiter(request: Request) -> RateLimiter:
 
 
 LimiterDep = Annotated[RateLimiter, Depends(get_limiter)]
-
-
-@dataclass(frozen=True)
-class CustomerPlan:
-    """How a customer's usage is priced and limited right now."""
-
-    customer: CustomerRow
-    tier: Tier
-    overrides: ContractOverrides
-    limit: int | None  # the hourly api_call limit applied; None is no check
-    free_limit: int | None  # a convertible free customer converts above this
-    converts: bool
-
-
-def plan_for(row: CustomerRow) -> CustomerPlan:
-    """A free customer who can convert is limited as starter, so it is not refused at 1,000."""
-    tier = Tier(row.tier)
-    overrides = ContractOverrides.model_validate(row.overrides)
-    converts = (
-        tier == Tier.FREE
-        and row.auto_upgrade
-        and row.payment_method is not None
-        and row.status == "active"
-    )
-    return CustomerPlan(
-        customer=row,
-        tier=tier,
-        overrides=overrides,
-        limit=DEFAULT_CATALOG.hourly_api_limit(Tier.STARTER if converts else tier, overrides),
-        free_limit=DEFAULT_CATALOG.hourly_api_limit(Tier.FREE, overrides),
-        converts=converts,
-    )
-
-
-def price(plan: CustomerPlan, event: UsageEventIn, now: datetime) -> PricedEvent:
-    """Priced at arrival, at the current tier; the period is the one `occurred_at` falls in."""
-    occurred_at = check_occurred_at(event.occurred_at, now)
-    unit_price, cost = event_cost(
-        DEFAULT_CATALOG, plan.tier, event.kind, event.quantity, plan.overrides
-    )
-    return PricedEvent(
-        customer_id=event.customer_id,
-        event_id=event.event_id,
-        kind=event.kind.value,
-        quantity=event.quantity,
-        occurred_at=occurred_at,
-        period=period_of(occurred_at),
-        tier=plan.tier.value,
-        unit_price=unit_price,
-        cost=cost,
-    )
 
 
 def limited_message(plan: CustomerPlan, reservation: Reservation) -> str:
@@ -277,7 +224,8 @@ def _set_limit_headers(response: Response, reservation: Reservation | None) -> N
     response_model=UsageRecorded,
     responses={
         200: {"description": "A duplicate event_id: recorded before, not again"},
-        409: {"model": ErrorBody, "description": "The event's period is already billed"},
+        409: {"model": ErrorBody, "description": "A new event in an already billed period"},
+        422: {"model": ErrorBody, "description": "Malformed, or before the customer's started_at"},
         429: {"model": ErrorBody, "description": "Over the hourly API-call limit"},
         503: {"model": ErrorBody, "description": "Redis down and RATE_LIMIT_REDIS_DOWN=deny"},
     },
@@ -289,10 +237,18 @@ async def record_usage(
     state: StateDep,
     limiter: LimiterDep,
 ) -> UsageRecorded:
-    """201 recorded, 200 duplicate, 409 period already billed, 429 over the hourly limit."""
+    """201 recorded, 200 duplicate, 409 new usage in a billed period, 429 over the hourly limit."""
     authorize_customer(principal, event.customer_id)
-    plan = plan_for(await existing_customer(state, event.customer_id))
-    priced = price(plan, event, limiter.clock())
+    client_dated = event.occurred_at is not None
+    rows = await customer_store.get_customers(
+        state.pool, [event.customer_id], tier_since=client_dated
+    )
+    if event.customer_id not in rows:
+        raise NotFound(f"no customer {event.customer_id!r}")
+    plan = plan_for(rows[event.customer_id])
+    dated = date(plan, event, limiter.clock())
+    check_started(dated)
+    [priced] = await price_all(state.pool, [dated])
     recording = await record_groups(state, limiter, [(plan, [priced])])
     reservation = recording.reservations.get(plan.customer.id)
     status = recording.status[priced.customer_id, priced.event_id]
@@ -327,13 +283,14 @@ async def record_usage_batch(
     customer_ids = sorted({e.customer_id for e in body.events})
     for customer_id in customer_ids:
         authorize_customer(principal, customer_id)
-    rows = await customer_store.get_customers(state.pool, customer_ids)
+    client_dated = any(e.occurred_at is not None for e in body.events)
+    rows = await customer_store.get_customers(state.pool, customer_ids, tier_since=client_dated)
     plans = {cid: plan_for(row) for cid, row in rows.items()}
     now = limiter.clock()
     seen: set[tuple[str, str]] = set()
     in_batch_duplicates = 0
     rejected: list[RejectedEvent] = []
-    groups: dict[str, list[PricedEvent]] = defaultdict(list)
+    pending: list[Dated] = []
     for index, event in enumerate(body.events):
         key = (event.customer_id, event.event_id)
         if key in seen:
@@ -343,19 +300,22 @@ async def record_usage_batch(
         plan = plans.get(event.customer_id)
         if plan is None:
             metrics.usage_events(["unknown_customer"])
-            rejected.append(
-                RejectedEvent(
-                    event_id=event.event_id,
-                    customer_id=event.customer_id,
-                    error=NotFound.code,
-                    message=f"no customer {event.customer_id!r}",
-                )
-            )
+            missing = NotFound(f"no customer {event.customer_id!r}")
+            rejected.append(_refused(event.event_id, event.customer_id, missing))
             continue
         try:
-            groups[event.customer_id].append(price(plan, event, now))
+            dated = date(plan, event, now)
         except InvalidInput as exc:
             raise InvalidInput(f"events.{index}: {exc.message}") from None
+        try:
+            check_started(dated)
+        except InvalidInput as exc:  # this event's fault, not the batch's
+            rejected.append(_refused(event.event_id, event.customer_id, exc))
+            continue
+        pending.append(dated)
+    groups: dict[str, list[PricedEvent]] = defaultdict(list)
+    for priced in await price_all(state.pool, pending):
+        groups[priced.customer_id].append(priced)
     recording = await record_groups(state, limiter, [(plans[c], evs) for c, evs in groups.items()])
     counts = {"inserted": 0, "duplicate": 0}
     for events in groups.values():
@@ -382,4 +342,10 @@ def _rejection(e: PricedEvent, status: Status, plan: CustomerPlan, rec: Recordin
         code, message = RateLimited.code, limited_message(plan, rec.reservations[e.customer_id])
     return RejectedEvent(
         event_id=e.event_id, customer_id=e.customer_id, error=code, message=message
+    )
+
+
+def _refused(event_id: str, customer_id: str, exc: BillingError) -> RejectedEvent:
+    return RejectedEvent(
+        event_id=event_id, customer_id=customer_id, error=exc.code, message=exc.message
     )

@@ -181,11 +181,17 @@ async def test_batch_rejects_unknown_customers_and_records_the_rest(
     ]
 
 
+def subscribed_since_last_period() -> tuple[str, str]:
+    """(last period, its first instant): late usage needs a subscription that began by then."""
+    last = previous_period(period_of(datetime.now(UTC)))
+    return last, f"{last}-01T00:00:00Z"
+
+
 async def test_late_event_counts_in_its_period_until_that_period_is_billed(
     api: httpx.AsyncClient, settings: Settings, db_pool: asyncpg.Pool
 ) -> None:
-    customer = await create_customer(api, settings, tier="starter")
-    last = previous_period(period_of(datetime.now(UTC)))
+    last, started = subscribed_since_last_period()
+    customer = await create_customer(api, settings, tier="starter", started_at=started)
     late_at = f"{last}-15T10:00:00Z"
     early = event(customer["id"], occurred_at=late_at)
     recorded = await api.post("/v1/usage", json=early, headers=service(settings))
@@ -219,8 +225,8 @@ async def test_late_usage_waits_for_a_bill_being_built_and_is_then_refused(
     api: httpx.AsyncClient, settings: Settings, db_pool: asyncpg.Pool
 ) -> None:
     """The bill builder's exclusive lock makes racing late usage wait, then see the bill."""
-    customer = await create_customer(api, settings, tier="starter")
-    last = previous_period(period_of(datetime.now(UTC)))
+    last, started = subscribed_since_last_period()
+    customer = await create_customer(api, settings, tier="starter", started_at=started)
     late = event(customer["id"], occurred_at=f"{last}-20T08:00:00Z")
     async with db_pool.acquire() as conn:
         building = conn.transaction()
@@ -245,6 +251,35 @@ async def test_late_usage_waits_for_a_bill_being_built_and_is_then_refused(
     response = await pending
     assert response.status_code == 409
     assert await rows(db_pool, customer["id"]) == 0
+
+
+async def test_a_repeated_event_id_in_a_billed_period_is_a_duplicate(
+    api: httpx.AsyncClient, settings: Settings, db_pool: asyncpg.Pool
+) -> None:
+    """A client retrying after the bill was built gets "already have it", not a refusal."""
+    last, started = subscribed_since_last_period()
+    customer = await create_customer(api, settings, tier="starter", started_at=started)
+    known = event(customer["id"], occurred_at=f"{last}-15T10:00:00Z")
+    assert (await api.post("/v1/usage", json=known, headers=service(settings))).status_code == 201
+    await bill_period(db_pool, customer["id"], last)
+
+    again = await api.post("/v1/usage", json=known, headers=service(settings))
+    assert (again.status_code, again.json()) == (200, {"recorded": False, "duplicate": True})
+    new_late = event(customer["id"], occurred_at=f"{last}-16T10:00:00Z")
+    refused = await api.post("/v1/usage", json=new_late, headers=service(settings))
+    assert (refused.status_code, refused.json()["error"]["code"]) == (409, "period_already_billed")
+
+    now = event(customer["id"])
+    batch = await api.post(
+        "/v1/usage/batch", json={"events": [known, new_late, now]}, headers=service(settings)
+    )
+    assert batch.status_code == 200, batch.text
+    body = batch.json()
+    assert (body["accepted"], body["duplicates"]) == (1, 1)
+    assert [(r["event_id"], r["error"]) for r in body["rejected"]] == [
+        (new_late["event_id"], "period_already_billed")
+    ]
+    assert await rows(db_pool, customer["id"]) == 2
 
 
 async def test_usage_totals_per_kind_rounded_once(

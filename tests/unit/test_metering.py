@@ -6,11 +6,20 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from billing.catalog import DEFAULT_CATALOG, ContractOverrides, Tier, UsageKind
 from billing.errors import InvalidInput
-from billing.metering import UsageEventIn, check_occurred_at, event_cost
+from billing.metering import (
+    TierChange,
+    UsageEventIn,
+    check_occurred_at,
+    check_subscribed,
+    event_cost,
+    tier_at,
+)
 
 NOW = datetime(2026, 11, 15, 12, 0, tzinfo=UTC)
 GOOD = {"event_id": "evt_1.a:b-C", "customer_id": "cus_1", "kind": "llm_tokens", "quantity": 1500}
@@ -87,3 +96,65 @@ def test_event_cost_uses_contract_prices():
     )
     assert str(unit_price) == "0.0000123456789"
     assert str(cost) == "12345.6788876543211"
+
+
+def test_usage_before_the_subscription_began_is_refused():
+    started = datetime(2026, 10, 10, tzinfo=UTC)
+    check_subscribed(started, started)
+    check_subscribed(started + timedelta(microseconds=1), started)
+    with pytest.raises(InvalidInput, match=r"before the customer's started_at 2026-10-10T00:00"):
+        check_subscribed(started - timedelta(microseconds=1), started)
+
+
+def _at(day: int, hour: int = 0) -> datetime:
+    return datetime(2026, 10, day, hour, tzinfo=UTC)
+
+
+HISTORY = [
+    TierChange(_at(1), Tier.STARTER, Tier.STARTER),  # created
+    TierChange(_at(10), Tier.STARTER, Tier.PROFESSIONAL),
+    TierChange(_at(20), Tier.PROFESSIONAL, Tier.FREE),
+]
+
+
+@pytest.mark.parametrize(
+    ("at", "tier"),
+    [
+        (_at(1), Tier.STARTER),
+        (_at(9, 23), Tier.STARTER),
+        (_at(10), Tier.PROFESSIONAL),  # a change applies from its own instant
+        (_at(19, 23), Tier.PROFESSIONAL),
+        (_at(20), Tier.FREE),
+        (datetime(2027, 1, 1, tzinfo=UTC), Tier.FREE),
+    ],
+)
+def test_tier_at_is_the_last_change_at_or_before(at, tier):
+    assert tier_at(HISTORY, at) is tier
+    assert tier_at(list(reversed(HISTORY)), at) is tier  # the order given does not matter
+
+
+def test_tier_at_before_the_first_change_is_the_tier_it_changed_from():
+    since_the_10th = HISTORY[1:]  # a history read from a later change on
+    assert tier_at(since_the_10th, _at(5)) is Tier.STARTER
+    assert tier_at([], _at(5)) is None
+
+
+def test_tier_at_the_same_instant_the_later_change_wins():
+    twice = [
+        TierChange(_at(10), Tier.FREE, Tier.STARTER),
+        TierChange(_at(10), Tier.STARTER, Tier.PROFESSIONAL),
+    ]
+    assert tier_at(twice, _at(10)) is Tier.PROFESSIONAL
+    assert tier_at(twice, _at(9)) is Tier.FREE
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 100), st.sampled_from(Tier)), min_size=1, max_size=8),
+    st.integers(-1, 101),
+)
+def test_tier_at_agrees_with_a_linear_scan(steps, hour):
+    start = datetime(2026, 10, 1, tzinfo=UTC)
+    changes = [TierChange(start + timedelta(hours=h), Tier.FREE, tier) for h, tier in sorted(steps)]
+    at = start + timedelta(hours=hour)
+    in_force = [c.to_tier for c in changes if c.effective_at <= at]
+    assert tier_at(changes, at) == (in_force[-1] if in_force else Tier.FREE)
