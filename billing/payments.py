@@ -8,11 +8,12 @@ at the adapter edge. Tokens never appear in exception messages or logs.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Literal, Protocol
 
-from pydantic import BaseModel
+from pydantic import BaseModel, field_validator
 
 
 class PaymentMethodType(StrEnum):
@@ -79,6 +80,43 @@ class RefundOutcome(BaseModel, frozen=True):
     message: str = ""
 
 
+TransactionStatus = Literal["succeeded", "pending", "failed"]
+
+
+class GatewayTransaction(BaseModel, frozen=True):
+    """One charge or refund as the gateway holds it: what reconciliation compares."""
+
+    kind: Literal["charge", "refund"]
+    gateway_reference: str
+    idempotency_key: str
+    status: TransactionStatus
+    amount: Decimal
+    currency: str
+    created_at: datetime
+    charge_reference: str | None = None  # refunds: the charge refunded
+    # Charges: bill_id, customer_id, workflow_id when the service made it.
+    metadata: dict[str, str] = {}
+    method_type: str | None = None
+    authorization_code: str | None = None
+    decline_code: str | None = None
+    decline_kind: DeclineKind | None = None
+    message: str = ""
+
+    @field_validator("created_at")
+    @classmethod
+    def _aware_utc(cls, value: datetime) -> datetime:
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("created_at needs a time zone")
+        return value.astimezone(UTC)
+
+
+class TransactionPage(BaseModel, frozen=True):
+    """Transactions oldest first; `next_cursor` is None on the last page."""
+
+    transactions: list[GatewayTransaction]
+    next_cursor: str | None
+
+
 class PaymentGateway(Protocol):
     """A gateway adapter: the simulator today, Stripe or PayPal later."""
 
@@ -92,6 +130,20 @@ class PaymentGateway(Protocol):
 
     async def get_charge(self, gateway_reference: str) -> ChargeOutcome:
         """The charge as the gateway knows it now (e.g. a settled bank transfer)."""
+        ...
+
+    async def find_charge(self, idempotency_key: str) -> ChargeOutcome | None:
+        """The charge made under this key as the gateway knows it now; None: it never happened."""
+        ...
+
+    async def find_refund(self, idempotency_key: str) -> RefundOutcome | None:
+        """The refund made under this key; None: the gateway holds no refund under it."""
+        ...
+
+    async def list_transactions(
+        self, since: datetime, cursor: str | None = None, limit: int = 100
+    ) -> TransactionPage:
+        """Every charge and refund created at or after `since`, oldest first, paged."""
         ...
 
 

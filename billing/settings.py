@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     gateway_seed: int = 42
     gateway_db_path: str = ".devstack/gateway.sqlite3"
     bank_transfer_settlement_delay: str = "10s"
+    gateway_timeout: str = "10s"  # the service's HTTP timeout per gateway call
+    # How long a call is retried with its key before the saga switches to look-ups.
+    gateway_retry_budget: str = "2m"
 
     # Money and lifecycle
     currency: str = "USD"
@@ -82,7 +85,11 @@ class Settings(BaseSettings):
     codec_cors_origins: str = "http://127.0.0.1:8233,http://localhost:8233"
 
     @field_validator(
-        "gateway_webhook_tolerance", "bank_transfer_settlement_delay", "bank_transfer_deadline"
+        "gateway_webhook_tolerance",
+        "bank_transfer_settlement_delay",
+        "bank_transfer_deadline",
+        "gateway_timeout",
+        "gateway_retry_budget",
     )
     @classmethod
     def _is_duration(cls, value: str) -> str:
@@ -140,6 +147,14 @@ class Settings(BaseSettings):
     @property
     def webhook_tolerance_delta(self) -> timedelta:
         return parse_duration(self.gateway_webhook_tolerance)
+
+    @property
+    def gateway_timeout_delta(self) -> timedelta:
+        return parse_duration(self.gateway_timeout)
+
+    @property
+    def gateway_retry_budget_delta(self) -> timedelta:
+        return parse_duration(self.gateway_retry_budget)
 
 
 def aes_key(text: str) -> bytes:

@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from billing.settings import Settings
-from gateway_sim import controls, routes
+from gateway_sim import controls, lookups, routes
 from gateway_sim.settlement import Settler
 from gateway_sim.state import SimError, SimState, envelope
 from gateway_sim.store import Store
@@ -70,5 +70,6 @@ def create_app(
     )
     _install_error_handlers(app)
     app.include_router(routes.router)
+    app.include_router(lookups.router)
     app.include_router(controls.router)
     return app

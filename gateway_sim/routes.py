@@ -2,7 +2,8 @@
 
 A key seen before answers the first stored result and never captures twice; the same key
 with a different amount or currency is a 409. Tokens are used to decide and then dropped:
-never stored, never logged.
+never stored, never logged. A charge made with `tok_lost_answer` takes effect, and so do
+refunds of it, but no call under their keys is ever answered (look-ups are: lookups.py).
 """
 
 from __future__ import annotations
@@ -10,25 +11,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-import time
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from billing.payments import (
     ChargeOutcome,
     ChargeStatus,
-    DeclineKind,
     PaymentMethodType,
     RefundOutcome,
     looks_like_card_number,
 )
-from gateway_sim.decide import TOKEN_GATEWAY_TIMEOUT, Decision, decide, new_reference
-from gateway_sim.state import SimError, SimState, envelope, get_sim
-from gateway_sim.store import ChargeRow, RefundRow
+from gateway_sim.charging import NewCharge, outcome_of, refund_outcome, store_charge
+from gateway_sim.decide import TOKEN_GATEWAY_TIMEOUT, new_reference
+from gateway_sim.state import SimError, SimState, envelope, get_sim, lose_answer
+from gateway_sim.store import ChargeRow, RefundRow, stamp
 
 log = logging.getLogger("gateway_sim")
 router = APIRouter(prefix="/v1")
@@ -55,19 +55,6 @@ class RefundBody(BaseModel):
     reason: str = ""
 
 
-def outcome_of(row: ChargeRow) -> ChargeOutcome:
-    return ChargeOutcome(
-        status=ChargeStatus(row.status),
-        gateway_reference=row.reference,
-        amount=row.amount,
-        currency=row.currency,
-        authorization_code=row.authorization_code,
-        decline_code=row.decline_code,
-        decline_kind=DeclineKind(row.decline_kind) if row.decline_kind else None,
-        message=row.message,
-    )
-
-
 def _replay(row: ChargeRow, body: ChargeBody) -> ChargeOutcome:
     if row.amount != body.amount or row.currency != body.currency:
         raise SimError(
@@ -79,62 +66,50 @@ def _replay(row: ChargeRow, body: ChargeBody) -> ChargeOutcome:
     return outcome_of(row)
 
 
-def _new_charge(sim: SimState, body: ChargeBody) -> ChargeRow:
-    decision = decide(body.token, body.method_type, sim.rng, sim.settings.gateway_success_rate)
-    now = time.time()
-    pending = body.method_type is PaymentMethodType.BANK_TRANSFER
-    # A bank transfer's outcome is decided now (keeping the seeded draws in request order)
-    # and revealed at settlement.
-    shown = (
-        Decision(ChargeStatus.PENDING, message="Awaiting bank settlement") if pending else decision
-    )
-    delay = sim.settings.settlement_delay_delta.total_seconds()
-    row = ChargeRow(
-        reference=new_reference("ch"),
+async def _answer_stored(
+    row: ChargeRow, body: ChargeBody, request: Request
+) -> ChargeOutcome | JSONResponse:
+    outcome = _replay(row, body)
+    if row.answers_lost:
+        return await lose_answer(request, f"charge {row.reference} key={row.idempotency_key}")
+    return outcome
+
+
+def _new_charge(body: ChargeBody) -> NewCharge:
+    return NewCharge(
         idempotency_key=body.idempotency_key,
         amount=body.amount,
         currency=body.currency,
-        method_type=body.method_type.value,
+        method_type=body.method_type,
+        token=body.token,
         description=body.description,
         metadata=body.metadata,
-        status=shown.status.value,
-        authorization_code=shown.authorization_code,
-        decline_code=shown.decline_code,
-        decline_kind=shown.decline_kind.value if shown.decline_kind else None,
-        message=shown.message,
-        planned=decision.as_json() if pending else None,
-        settle_at=now + delay if pending else None,
-        settled_at=None,
-        event_id=None,
-        webhook_state="none",
-        webhook_attempts=0,
-        created_at=now,
     )
-    sim.store.insert_charge(row)
-    return row
 
 
 @router.post("/charges", response_model=ChargeOutcome)
-async def create_charge(body: ChargeBody, sim: Sim) -> ChargeOutcome | JSONResponse:
+async def create_charge(
+    body: ChargeBody, sim: Sim, request: Request
+) -> ChargeOutcome | JSONResponse:
     existing = sim.store.charge_by_key(body.idempotency_key)
     if existing is not None:
-        return _replay(existing, body)
+        return await _answer_stored(existing, body, request)
     if looks_like_card_number(body.token):
         raise SimError(422, "card_number_refused", "send a payment token, not a card number")
     if body.token == TOKEN_GATEWAY_TIMEOUT:
         log.info("charge key=%s: simulated gateway timeout, nothing stored", body.idempotency_key)
         return envelope(504, "gateway_timeout", "the gateway did not answer in time; retry")
     try:
-        row = _new_charge(sim, body)
+        row = store_charge(sim, _new_charge(body))
     except sqlite3.IntegrityError:
         # Another process stored this key between our read and write: answer its result.
         stored = sim.store.charge_by_key(body.idempotency_key)
         if stored is None:
             raise
-        return _replay(stored, body)
+        return await _answer_stored(stored, body, request)
     log.info("charge %s key=%s: %s", row.reference, row.idempotency_key, row.status)
-    if row.settle_at is not None:
-        sim.settler.schedule(row.reference, row.settle_at)
+    if row.answers_lost:
+        return await lose_answer(request, f"charge {row.reference} key={row.idempotency_key}")
     if row.status == ChargeStatus.SUCCEEDED:
         delay = sim.faults.take()
         if delay:
@@ -155,16 +130,6 @@ async def get_charge(reference: str, sim: Sim) -> ChargeOutcome:
     if row is None:
         raise SimError(404, "charge_not_found", f"no charge {reference}")
     return outcome_of(row)
-
-
-def _refund_outcome(row: RefundRow) -> RefundOutcome:
-    return RefundOutcome(
-        status="succeeded" if row.status == "succeeded" else "failed",
-        gateway_reference=row.reference,
-        amount=row.amount,
-        currency=row.currency,
-        message=f"Refunded {row.amount} {row.currency}",
-    )
 
 
 def _check_refundable(sim: SimState, body: RefundBody) -> None:
@@ -189,7 +154,9 @@ def _check_refundable(sim: SimState, body: RefundBody) -> None:
 
 
 @router.post("/refunds", response_model=RefundOutcome)
-async def create_refund(body: RefundBody, sim: Sim) -> RefundOutcome:
+async def create_refund(
+    body: RefundBody, sim: Sim, request: Request
+) -> RefundOutcome | JSONResponse:
     existing = sim.store.refund_by_key(body.idempotency_key)
     if existing is None:
         # Check and insert with no await between: racing refunds on one charge are serialized.
@@ -202,7 +169,7 @@ async def create_refund(body: RefundBody, sim: Sim) -> RefundOutcome:
             currency=body.currency,
             reason=body.reason,
             status="succeeded",
-            created_at=time.time(),
+            created_at=stamp(),
         )
         sim.store.insert_refund(existing)
         log.info(
@@ -219,4 +186,7 @@ async def create_refund(body: RefundBody, sim: Sim) -> RefundOutcome:
         raise SimError(
             409, "idempotency_key_reused", f"idempotency key {body.idempotency_key} was used before"
         )
-    return _refund_outcome(existing)
+    charge = sim.store.charge(existing.charge_reference)
+    if charge is not None and charge.answers_lost:
+        return await lose_answer(request, f"refund {existing.reference} key={body.idempotency_key}")
+    return refund_outcome(existing)

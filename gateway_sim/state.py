@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import random
 from dataclasses import dataclass, field
 
@@ -11,6 +13,12 @@ from fastapi.responses import JSONResponse
 from billing.settings import Settings
 from gateway_sim.settlement import Settler
 from gateway_sim.store import Store
+
+log = logging.getLogger("gateway_sim")
+# A lost answer is held until the client hangs up, polled this often, and never past the cap,
+# so a client without a timeout cannot keep a request open forever.
+LOST_ANSWER_POLL_S = 0.2
+LOST_ANSWER_CAP_S = 600.0
 
 
 class SimError(Exception):
@@ -55,6 +63,21 @@ class SimState:
         self.store.reset()
         self.rng = random.Random(self.settings.gateway_seed)
         self.faults = Faults()
+
+
+async def lose_answer(request: Request, what: str) -> JSONResponse:
+    """Answer nothing until the client disconnects (its call times out): the effect stands."""
+    log.info("%s: answer lost, holding until the client gives up", what)
+    polls = int(LOST_ANSWER_CAP_S / LOST_ANSWER_POLL_S)
+    for _ in range(polls):
+        if await request.is_disconnected():
+            log.info("%s: the client gave up waiting", what)
+            break
+        await asyncio.sleep(LOST_ANSWER_POLL_S)
+    else:
+        log.warning("%s: held for %.0fs, the cap; answering a timeout", what, LOST_ANSWER_CAP_S)
+    # Nobody reads this after a disconnect; past the cap, the client learns only a timeout.
+    return envelope(504, "gateway_timeout", "the gateway did not answer in time; retry")
 
 
 def get_sim(request: Request) -> SimState:

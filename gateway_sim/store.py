@@ -1,5 +1,7 @@
 """The simulator's own storage: one SQLite file, idempotency keys UNIQUE, tokens never stored.
 
+A fault a token asked for is stored as its effect (`answers_lost`), never as the token.
+
 Every method is synchronous and runs on the event loop thread, so a read-then-write in one
 call is atomic with respect to other requests; the UNIQUE constraints back that up.
 """
@@ -8,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -34,7 +37,8 @@ CREATE TABLE IF NOT EXISTS charges (
     event_id           TEXT,
     webhook_state      TEXT NOT NULL DEFAULT 'none',
     webhook_attempts   INTEGER NOT NULL DEFAULT 0,
-    created_at         REAL NOT NULL
+    created_at         REAL NOT NULL,
+    answers_lost       INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS charges_bill_id ON charges (bill_id);
 CREATE TABLE IF NOT EXISTS refunds (
@@ -48,7 +52,22 @@ CREATE TABLE IF NOT EXISTS refunds (
     created_at       REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS refunds_charge ON refunds (charge_reference);
+CREATE INDEX IF NOT EXISTS charges_created ON charges (created_at, reference);
+CREATE INDEX IF NOT EXISTS refunds_created ON refunds (created_at, reference);
 """
+# Columns added after the first release, for a file created before them.
+_ADDED_COLUMNS = {"answers_lost": "INTEGER NOT NULL DEFAULT 0"}
+# Keyset paging over (created_at, reference): both tables, `since` inclusive.
+_PAGE = (
+    " WHERE created_at >= :since AND (:after_at IS NULL OR created_at > :after_at"
+    " OR (created_at = :after_at AND reference > :after_ref))"
+    " ORDER BY created_at, reference LIMIT :limit"
+)
+
+
+def stamp() -> float:
+    """Now, to the microsecond: listed as a datetime, it round-trips to the stored float."""
+    return round(time.time(), 6)
 
 
 @dataclass(frozen=True)
@@ -72,6 +91,7 @@ class ChargeRow:
     webhook_state: str
     webhook_attempts: int
     created_at: float
+    answers_lost: bool = False  # every answer under this charge's key, and its refunds', is lost
 
 
 @dataclass(frozen=True)
@@ -92,6 +112,7 @@ def _charge(row: sqlite3.Row) -> ChargeRow:
     values["amount"] = Decimal(values["amount"])
     values["metadata"] = json.loads(values["metadata"])
     values["planned"] = json.loads(values["planned"]) if values["planned"] else None
+    values["answers_lost"] = bool(values["answers_lost"])
     return ChargeRow(**values)
 
 
@@ -114,6 +135,10 @@ class Store:
         if path != ":memory:":
             self._db.execute("PRAGMA journal_mode = WAL")
         self._db.executescript(_SCHEMA)
+        have = {row["name"] for row in self._db.execute("PRAGMA table_info(charges)")}
+        for name, decl in _ADDED_COLUMNS.items():
+            if name not in have:
+                self._db.execute(f"ALTER TABLE charges ADD COLUMN {name} {decl}")
 
     def close(self) -> None:
         self._db.close()
@@ -208,6 +233,22 @@ class Store:
     def refunded_total(self, charge_reference: str) -> Decimal:
         rows = self.refunds(charge_reference)
         return sum((r.amount for r in rows if r.status == "succeeded"), Decimal(0))
+
+    def transactions_page(
+        self, since: float, after: tuple[float, str] | None, limit: int
+    ) -> list[ChargeRow | RefundRow]:
+        """Up to `limit` charges and refunds from `since`, past `after`, oldest first."""
+        params = {
+            "since": since,
+            "after_at": after[0] if after else None,
+            "after_ref": after[1] if after else None,
+            "limit": limit,
+        }
+        charges = [_charge(r) for r in self._db.execute("SELECT * FROM charges" + _PAGE, params)]
+        refunds = [_refund(r) for r in self._db.execute("SELECT * FROM refunds" + _PAGE, params)]
+        merged: list[ChargeRow | RefundRow] = [*charges, *refunds]
+        merged.sort(key=lambda row: (row.created_at, row.reference))
+        return merged[:limit]
 
     def reset(self) -> None:
         self._db.execute("DELETE FROM refunds")

@@ -2,18 +2,27 @@
 
 Declines come back as `ChargeOutcome(status=FAILED)`. Timeouts, connection errors and 5xx
 raise DependencyUnavailable: the outcome is unknown, so the caller retries with the same
-idempotency key. Exception messages name the operation and key, never the token.
+idempotency key, and past its budget looks the key up (`find_charge`, `find_refund`), which
+answers None only when the gateway holds nothing under it. Exception messages name the
+operation and key, never the token.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
 from billing import errors
-from billing.payments import ChargeOutcome, ChargeRequest, RefundOutcome, RefundRequest
+from billing.payments import (
+    ChargeOutcome,
+    ChargeRequest,
+    RefundOutcome,
+    RefundRequest,
+    TransactionPage,
+)
 
 
 def _error_message(response: httpx.Response) -> tuple[str, str]:
@@ -38,10 +47,17 @@ class SimulatorGateway:
         if self._owns_client:
             await self._client.aclose()
 
-    async def _send(self, method: str, path: str, what: str, body: Any = None) -> httpx.Response:
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        what: str,
+        body: Any = None,
+        params: dict[str, str | int] | None = None,
+    ) -> httpx.Response:
         url = self._base_url + path
         try:
-            response = await self._client.request(method, url, json=body)
+            response = await self._client.request(method, url, json=body, params=params)
         except httpx.TimeoutException as exc:
             raise errors.DependencyUnavailable(f"gateway timed out on {what}") from exc
         except httpx.TransportError as exc:
@@ -88,3 +104,33 @@ class SimulatorGateway:
         response = await self._send("GET", f"/v1/charges/{quote(gateway_reference, safe='')}", what)
         self._raise_for_client_error(response, what)
         return ChargeOutcome.model_validate(response.json())
+
+    async def _find(self, path: str, what: str, key: str) -> dict[str, Any] | None:
+        response = await self._send("GET", path, what, params={"idempotency_key": key})
+        self._raise_for_client_error(response, what)
+        found: list[dict[str, Any]] = response.json()["data"]
+        return found[0] if found else None
+
+    async def find_charge(self, idempotency_key: str) -> ChargeOutcome | None:
+        found = await self._find(
+            "/v1/charges", f"find charge key={idempotency_key}", idempotency_key
+        )
+        return ChargeOutcome.model_validate(found) if found is not None else None
+
+    async def find_refund(self, idempotency_key: str) -> RefundOutcome | None:
+        found = await self._find(
+            "/v1/refunds", f"find refund key={idempotency_key}", idempotency_key
+        )
+        return RefundOutcome.model_validate(found) if found is not None else None
+
+    async def list_transactions(
+        self, since: datetime, cursor: str | None = None, limit: int = 100
+    ) -> TransactionPage:
+        what = f"list transactions since {since.isoformat()}"
+        params: dict[str, str | int] = {"since": since.isoformat(), "limit": limit}
+        if cursor is not None:
+            params["cursor"] = cursor
+        response = await self._send("GET", "/v1/transactions", what, params=params)
+        self._raise_for_client_error(response, what)
+        page = response.json()
+        return TransactionPage(transactions=page["data"], next_cursor=page["next_cursor"])
