@@ -13,6 +13,7 @@ from activities.config import ConfigActivities
 from activities.customers import CustomerActivities
 from activities.gateway import GatewayActivities
 from activities.ledger import LedgerActivities
+from activities.reconciliation import ReconciliationActivities
 from billing.catalog import DEFAULT_CATALOG
 from billing.payments import PaymentGateway
 from billing.settings import Settings
@@ -26,6 +27,7 @@ from store.db import create_pool
 from workflows.billing_cycle import BillingCycleWorkflow
 from workflows.billing_run import BillingRunWorkflow
 from workflows.charge import ChargeWorkflow
+from workflows.reconciliation import ReconciliationWorkflow
 from workflows.refund import RefundWorkflow
 from workflows.upgrade import UpgradeWorkflow
 
@@ -39,6 +41,7 @@ WORKFLOWS = [
     BillingCycleWorkflow,
     BillingRunWorkflow,
     ChargeWorkflow,
+    ReconciliationWorkflow,
     RefundWorkflow,
     UpgradeWorkflow,
 ]
@@ -57,6 +60,7 @@ def build_worker(
     customers = CustomerActivities(pool)
     payments = GatewayActivities(pool, gateway)
     config = ConfigActivities(settings)
+    reconciliation = ReconciliationActivities(pool, gateway)
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
@@ -80,6 +84,11 @@ def build_worker(
             payments.charge,
             payments.get_charge,
             payments.refund,
+            reconciliation.list_transactions,
+            reconciliation.plan_page,
+            reconciliation.record_refunds,
+            reconciliation.begin_report,
+            reconciliation.save_report,
         ],
         max_concurrent_activities=100,
         interceptors=[LogContextInterceptor()],

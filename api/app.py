@@ -16,7 +16,17 @@ from temporalio.service import RetryConfig
 
 from api.deps import AppState
 from api.errors import install_error_handlers
-from api.routes import billing, bills, customers, health, reports, usage, webhooks, workflows
+from api.routes import (
+    billing,
+    bills,
+    customers,
+    health,
+    reconciliations,
+    reports,
+    usage,
+    webhooks,
+    workflows,
+)
 from billing.settings import Settings
 from observability.api import install_observability
 from observability.codec import data_converter
@@ -119,4 +129,5 @@ def create_app(
     tracing = install_observability(app, settings)
     for module in (health, customers, usage, bills, billing, workflows, webhooks, reports):
         app.include_router(module.router)
+    app.include_router(reconciliations.router)
     return app

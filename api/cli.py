@@ -3,6 +3,7 @@
     billing report --period 2026-10 [--json]
     billing customers [--json]
     billing bills --customer cus_... [--json]
+    billing reconcile [--since 2026-05-01T00:00:00Z] [--json]
 
 BILLING_API_URL (default http://127.0.0.1:8000) and BILLING_API_KEY (default the dev key
 that `make run` uses) say where and as whom. Exit status: 0 done, 1 the API refused, 2 the
@@ -15,6 +16,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
@@ -26,14 +28,16 @@ from billing.settings import DEV_API_KEY
 DEFAULT_URL = "http://127.0.0.1:8000"
 MONEY = ("billed", "collected", "refunded", "net", "outstanding", "written_off", "tax")
 _PAGE = 500
+# How often and how long `reconcile` looks at the report before leaving it running.
+_POLL_S = 1.0
+_WAIT_S = 600.0
 
 
 class Refused(Exception):
     """The API answered with an error envelope."""
 
 
-def _get(client: httpx.Client, path: str, **params: str) -> dict[str, Any]:
-    answer = client.get(path, params=params)
+def _answer(answer: httpx.Response) -> dict[str, Any]:
     if answer.is_success:
         body: dict[str, Any] = answer.json()
         return body
@@ -43,6 +47,10 @@ def _get(client: httpx.Client, path: str, **params: str) -> dict[str, Any]:
     except (ValueError, KeyError, TypeError):
         detail = answer.text[:200]
     raise Refused(f"{answer.status_code} {detail}")
+
+
+def _get(client: httpx.Client, path: str, **params: str) -> dict[str, Any]:
+    return _answer(client.get(path, params=params))
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -111,6 +119,36 @@ def bills(client: httpx.Client, args: argparse.Namespace) -> str:
     return table(headers, rows) + f"\n\n{len(rows)} bill(s) of {args.customer}"
 
 
+def _item(item: dict[str, Any]) -> str:
+    what = f"{item['kind']} {item['gateway_reference']} {item['amount']} {item['currency']}"
+    return what + f" on {item.get('bill_id') or 'no bill'}"
+
+
+def reconcile(client: httpx.Client, args: argparse.Namespace) -> str:
+    body = {"since": args.since} if args.since else {}
+    started = _answer(client.post("/v1/reconciliations", json=body))
+    deadline = time.monotonic() + _WAIT_S
+    report = _get(client, f"/v1/reconciliations/{started['id']}")
+    while report["status"] != "completed":
+        if time.monotonic() > deadline:
+            raise Refused(f"{started['id']} still running after {_WAIT_S:.0f} s; see its report")
+        time.sleep(_POLL_S)
+        report = _get(client, f"/v1/reconciliations/{started['id']}")
+    if args.json:
+        return json.dumps(report, indent=2)
+    lines = [
+        f"Reconciliation {report['id']} of the gateway since {report['since']}",
+        f"checked {report['checked']}, matched {report['matched']}, "
+        f"fixed {len(report['fixed'])}, unresolved {len(report['unresolved'])}",
+    ]
+    for item in report["fixed"]:
+        excess = item.get("excess_refunded")
+        tail = f", excess {excess} refunded" if excess and Decimal(excess) else ""
+        lines.append(f"  fixed: {_item(item)} ({item['outcome']}{tail})")
+    lines += [f"  unresolved: {_item(u)}: {u['reason']}" for u in report["unresolved"]]
+    return "\n".join(lines)
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="billing", description=__doc__.split("\n\n")[0])
     top.add_argument("--url", default=os.environ.get("BILLING_API_URL", DEFAULT_URL))
@@ -125,7 +163,10 @@ def parser() -> argparse.ArgumentParser:
     bil = commands.add_parser("bills", help="a customer's bills")
     bil.add_argument("--customer", required=True, help="the customer id (cus_...)")
     bil.set_defaults(run=bills)
-    for command in (rep, cus, bil):
+    rec = commands.add_parser("reconcile", help="compare the gateway with the ledger, fix it")
+    rec.add_argument("--since", help="ISO 8601 time with a zone; default: 2 days ago")
+    rec.set_defaults(run=reconcile)
+    for command in (rep, cus, bil, rec):
         command.add_argument("--json", action="store_true", help="the API's JSON, as is")
     return top
 

@@ -1,4 +1,4 @@
-"""The Temporal Schedule that bills every customer each month, visible in the Web UI."""
+"""The Temporal Schedules in the Web UI: the monthly billing run, the daily reconciliation."""
 
 from __future__ import annotations
 
@@ -13,11 +13,17 @@ from temporalio.client import (
 )
 
 from billing.messages import BillingRunInput
+from billing.reconciliation import ReconciliationInput
 from billing.settings import Settings
 
 SCHEDULE_ID = "billing-run-monthly"
 # 03:00 UTC on the 1st: the month before has ended and late events have had a moment.
 MONTHLY = "0 3 1 * *"
+
+RECONCILIATION_SCHEDULE_ID = "reconciliation-daily"
+# 04:00 UTC daily, after the billing run's hour; each run looks two days back, so a day
+# missed (a skipped or failed run) is still covered by the next.
+DAILY = "0 4 * * *"
 
 
 def monthly_schedule(settings: Settings) -> Schedule:
@@ -36,10 +42,31 @@ def monthly_schedule(settings: Settings) -> Schedule:
     )
 
 
-async def ensure_schedules(client: Client, settings: Settings) -> bool:
-    """Create the monthly schedule once; True if this call created it."""
+def daily_reconciliation(settings: Settings) -> Schedule:
+    return Schedule(
+        action=ScheduleActionStartWorkflow(
+            "ReconciliationWorkflow",
+            # No since, no request id: the last two days, a report named for the run.
+            ReconciliationInput(),
+            id=RECONCILIATION_SCHEDULE_ID,
+            task_queue=settings.task_queue,
+            static_summary="Daily reconciliation: the gateway's last two days against the ledger",
+        ),
+        spec=ScheduleSpec(cron_expressions=[DAILY]),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+    )
+
+
+async def _create(client: Client, schedule_id: str, schedule: Schedule) -> bool:
     try:
-        await client.create_schedule(SCHEDULE_ID, monthly_schedule(settings))
+        await client.create_schedule(schedule_id, schedule)
     except ScheduleAlreadyRunningError:
         return False
     return True
+
+
+async def ensure_schedules(client: Client, settings: Settings) -> bool:
+    """Create each schedule once; True if this call created any."""
+    monthly = await _create(client, SCHEDULE_ID, monthly_schedule(settings))
+    daily = await _create(client, RECONCILIATION_SCHEDULE_ID, daily_reconciliation(settings))
+    return monthly or daily
