@@ -4,7 +4,8 @@ The stack is the integration harness's (API and gateway simulator served over re
 a worker on its own task queue) against the session's real Postgres, Redis and Temporal.
 The database is new each time, created in the session's Postgres server and migrated:
 a billing run bills every customer in its database, and a report sums every bill of its
-period, so exact figures need a database no other test writes to.
+period, so exact figures need a database no other test writes to. So too the books'
+check at the end, which then covers every bill there is.
 """
 
 from __future__ import annotations
@@ -54,12 +55,18 @@ async def fresh_database(server_url: str) -> AsyncIterator[str]:
 @asynccontextmanager
 async def journey_stack(settings: Settings, temporal: Client, tmp_path: Path,
                         **overrides: Any) -> AsyncIterator[LiveStack]:  # fmt: skip
-    """The live stack on a fresh database; `overrides` are settings such as dunning_schedule."""
+    """The live stack on a fresh database; `overrides` are settings such as dunning_schedule.
+
+    A journey that ends without an error ends with every bill of its database checked
+    against the gateway (tests/books.py; `live.allow_captures` for an overpaid bill).
+    """
     async with fresh_database(settings.database_url) as url:
         pool = await create_pool(url, min_size=1, max_size=10)
         try:
             base = settings.model_copy(update={"database_url": url})
-            async with live_stack(base, pool, temporal, tmp_path, **overrides) as live:
+            async with live_stack(
+                base, pool, temporal, tmp_path, own_database=True, **overrides
+            ) as live:
                 yield live
         finally:
             await pool.close()

@@ -12,7 +12,8 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,11 @@ from api.app import create_app
 from billing.settings import Settings
 from gateway_sim.app import create_app as create_gateway
 from payments.simulator import SimulatorGateway
+from tests.books import BooksFigures, assert_books_match_gateway
 from worker import build_worker
+
+# How long the teardown check waits for a saga caught between the gateway and the ledger.
+BOOKS_SETTLE_S = 10.0
 
 
 class _Server(uvicorn.Server):
@@ -87,6 +92,9 @@ class LiveStack:
     api: httpx.AsyncClient
     sim: httpx.AsyncClient
     pool: asyncpg.Pool
+    # The books are checked for bills created from here on (None: the whole database).
+    books_since: datetime | None = None
+    captures_allowed: dict[str, int] = field(default_factory=dict)
 
     @property
     def auth(self) -> dict[str, str]:
@@ -98,6 +106,19 @@ class LiveStack:
         result: dict[str, Any] = response.json()
         return result
 
+    def allow_captures(self, bill_id: str, captures: int) -> None:
+        """This bill's path may capture it `captures` times (an overpayment, refunded)."""
+        self.captures_allowed[bill_id] = captures
+
+    async def check_books(self, *, settle_s: float = 0.0) -> BooksFigures:
+        return await assert_books_match_gateway(
+            self.pool,
+            self.sim,
+            since=self.books_since,
+            captures_allowed=self.captures_allowed,
+            settle_s=settle_s,
+        )
+
 
 @asynccontextmanager
 async def live_stack(
@@ -107,9 +128,18 @@ async def live_stack(
     tmp_path: Path,
     *,
     gateway_timeout_s: float = 10.0,
+    own_database: bool = False,
     **overrides: Any,
 ) -> AsyncIterator[LiveStack]:
-    """API and simulator over real HTTP (the webhook travels), worker on its own queue."""
+    """API and simulator over real HTTP (the webhook travels), worker on its own queue.
+
+    A block that ends without an error ends with the books checked against the gateway
+    (tests/books.py): every bill when the database is the stack's own, else every bill
+    created since the stack started (tests share the session's database, not simulators).
+    """
+    # The database's clock stamps bills.created_at, so it has no skew to allow for; a
+    # margin would take in the last bills of the test before, made on another simulator.
+    since = None if own_database else await pool.fetchval("SELECT clock_timestamp()")
     api_sock, sim_sock = bound_socket(), bound_socket()
     api_url = f"http://127.0.0.1:{api_sock.getsockname()[1]}"
     sim_url = f"http://127.0.0.1:{sim_sock.getsockname()[1]}"
@@ -131,7 +161,10 @@ async def live_stack(
         httpx.AsyncClient(base_url=sim_url, timeout=30) as sim,
         build_worker(temporal, settings, pool, gateway),
     ):
+        live = LiveStack(settings=settings, api=api, sim=sim, pool=pool, books_since=since)
         try:
-            yield LiveStack(settings=settings, api=api, sim=sim, pool=pool)
+            yield live
+            # Only after a clean exit: a test's own failure is not masked by this one.
+            await live.check_books(settle_s=BOOKS_SETTLE_S)
         finally:
             await gateway.aclose()
