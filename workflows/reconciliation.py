@@ -205,7 +205,9 @@ class ReconciliationWorkflow:
                 result = await child
             except ChildWorkflowError as err:
                 workflow.logger.warning(
-                    "reconciliation: recording %s failed: %s", capture.gateway_reference, err
+                    "reconciliation: recording %s failed: %s",
+                    capture.gateway_reference,
+                    err.cause or err,
                 )
                 return Unresolved(
                     kind="charge",

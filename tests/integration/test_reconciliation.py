@@ -151,6 +151,10 @@ async def test_the_report_is_the_service_keys_and_404_when_unknown(stack: LiveSt
     assert missing.json()["error"]["code"] == "not_found"
     anonymous = await stack.api.post("/v1/reconciliations", json={})
     assert anonymous.status_code == 401
+    c = await customer(stack, tier="starter", token="tok_success")
+    own = {"Authorization": f"Bearer {c['api_key']}"}
+    assert (await stack.api.post("/v1/reconciliations", json={}, headers=own)).status_code == 403
+    assert (await stack.api.get("/v1/reconciliations/x", headers=own)).status_code == 403
     naive = await stack.api.post(
         "/v1/reconciliations", json={"since": "2026-01-01T00:00:00"}, headers=stack.auth
     )
@@ -165,3 +169,44 @@ async def test_the_cli_reconciles_and_prints_the_summary(stack: LiveStack, capsy
     out, err = capsys.readouterr()
     assert code == 0, err
     assert "checked 0, matched 0, fixed 0, unresolved 0" in out
+
+
+async def test_a_refund_made_at_the_gateway_is_recorded_against_its_bill(
+    stack: LiveStack, temporal_client: Client
+):
+    c = await customer(stack, tier="starter", token="tok_success")
+    bill = await bill_period(stack, temporal_client, c["id"])
+    (capture,) = await ledger_captures(stack, bill["id"])
+    made = await stack.sim.post(
+        "/v1/refunds",
+        json={
+            "idempotency_key": f"dashboard-{uuid.uuid4().hex[:8]}",
+            "charge_reference": capture,
+            "amount": "4.00",
+            "currency": "USD",
+            "reason": "goodwill, from the dashboard",
+        },
+    )
+    assert made.status_code == 200, made.text
+    reference = made.json()["gateway_reference"]
+    _, report = await reconcile(stack, temporal_client)
+    assert report["unresolved"] == []
+    (fixed,) = report["fixed"]
+    assert (fixed["kind"], fixed["gateway_reference"], fixed["bill_id"]) == (
+        "refund",
+        reference,
+        bill["id"],
+    )
+    assert fixed["charge_reference"] == capture
+    after = (await stack.api.get(f"/v1/bills/{bill['id']}", headers=stack.auth)).json()
+    assert (after["amount_refunded"], after["refundable"]) == ("4.00", "6.00")
+    # What is left to refund on the capture counts the found refund: 6.00 passes, no more.
+    rest = await stack.api.post(
+        f"/v1/bills/{bill['id']}/refunds", json={"reason": "the rest"}, headers=stack.auth
+    )
+    assert rest.status_code == 202, rest.text
+    await temporal_client.get_workflow_handle(rest.json()["workflow_id"]).result()
+    final = (await stack.api.get(f"/v1/bills/{bill['id']}", headers=stack.auth)).json()
+    assert (final["amount_refunded"], final["refundable"]) == ("10.00", "0.00")
+    _, rerun = await reconcile(stack, temporal_client)
+    assert (rerun["fixed"], rerun["unresolved"]) == ([], [])
