@@ -14,6 +14,8 @@ from activities.customers import CustomerActivities
 from activities.gateway import GatewayActivities
 from activities.ledger import LedgerActivities
 from activities.reconciliation import ReconciliationActivities
+from activities.refunds import RefundActivities
+from activities.subscriptions import SubscriptionActivities
 from billing.catalog import DEFAULT_CATALOG
 from billing.payments import PaymentGateway
 from billing.settings import Settings
@@ -60,6 +62,8 @@ def build_worker(
     customers = CustomerActivities(pool)
     payments = GatewayActivities(pool, gateway)
     config = ConfigActivities(settings)
+    refunds = RefundActivities(pool)
+    turns = SubscriptionActivities(client, task_queue or settings.task_queue)
     reconciliation = ReconciliationActivities(pool, gateway)
     return Worker(
         client,
@@ -71,19 +75,24 @@ def build_worker(
             customers.change_tier,
             customers.dunning_exhausted,
             customers.list_billable_customers,
+            customers.tier_to_restore,
+            turns.request_turn,
             ledger.issue_cycle_bill,
             ledger.issue_upgrade_bill,
             ledger.void_bill,
             ledger.get_bill,
             ledger.record_attempt,
+            ledger.record_payment,
             ledger.write_off,
-            ledger.reserve_refund,
-            ledger.complete_refund,
-            ledger.release_refund,
+            refunds.reserve_refund,
+            refunds.complete_refund,
+            refunds.release_refund,
             ledger.record_saga_note,
             payments.charge,
             payments.get_charge,
+            payments.resolve_charge,
             payments.refund,
+            payments.resolve_refund,
             reconciliation.list_transactions,
             reconciliation.plan_page,
             reconciliation.record_refunds,
@@ -108,7 +117,9 @@ async def main() -> None:
     )
     metrics = serve_worker_metrics(settings)
     pool = await create_pool(settings.database_url, min_size=2, max_size=20)
-    gateway = SimulatorGateway(settings.gateway_url)
+    gateway = SimulatorGateway(
+        settings.gateway_url, timeout_s=settings.gateway_timeout_delta.total_seconds()
+    )
     worker = build_worker(client, settings, pool, gateway)
     log.info("worker polling task queue %s", settings.task_queue)
     try:

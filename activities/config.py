@@ -22,4 +22,5 @@ class ConfigActivities:
             dunning_exhausted_action=s.dunning_exhausted_action,
             billing_run_concurrency=s.billing_run_concurrency,
             billing_run_page_size=s.billing_run_page_size,
+            gateway_retry_budget=s.gateway_retry_budget_delta,
         )

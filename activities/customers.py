@@ -7,6 +7,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from billing.messages import (
+    BillKey,
     ChangeTierInput,
     ChangeTierResult,
     CustomerKey,
@@ -14,6 +15,7 @@ from billing.messages import (
     CustomerSnapshot,
     DunningExhaustedInput,
     ListCustomersInput,
+    TierToRestore,
 )
 from billing.periods import period_bounds
 from observability import metrics
@@ -89,6 +91,20 @@ class CustomerActivities:
                 disable_auto_upgrade=True,
             )
         )
+
+    @activity.defn
+    async def tier_to_restore(self, req: BillKey) -> TierToRestore:
+        """The tier dunning took for this bill, if that downgrade is still the latest change."""
+        async with self.pool.acquire() as conn:
+            customer_id = await conn.fetchval(sql.BILL_CUSTOMER, req.bill_id)
+            if customer_id is None:
+                return TierToRestore(tier=None)
+            latest = await conn.fetchrow(sql.LATEST_TIER_CHANGE, customer_id)
+        took_it = latest is not None and (
+            latest["idempotency_key"] == f"upgrade-{customer_id}-dunning-{req.bill_id}-downgrade"
+            or latest["reason"] == f"dunning exhausted on {req.bill_id}"  # sagas from before
+        )
+        return TierToRestore(tier=latest["from_tier"] if took_it and latest else None)
 
     @activity.defn
     async def list_billable_customers(self, req: ListCustomersInput) -> CustomerPage:

@@ -1,11 +1,14 @@
 """Activities over the payment gateway. Declines are outcomes; transient errors retry.
 
-The idempotency key comes from the workflow id and the attempt number, so a retried
-activity (timeout, crash, lost answer) asks the gateway again with the same key and
-gets the first result: a charge is captured once.
+The idempotency key comes from the workflow id (which carries the request's id) and the
+attempt number, so a retried activity asks the gateway again with the same key and gets
+the first result. When the answers stay lost, the saga stops asking and looks the key up
+(`resolve_charge`, `resolve_refund`): unknown is never taken for failed.
 """
 
 from __future__ import annotations
+
+from decimal import Decimal
 
 import asyncpg
 from temporalio import activity
@@ -18,9 +21,12 @@ from billing.messages import (
     GatewayReference,
     GatewayRefundInput,
     GatewayRefundOutcome,
+    RefundLookup,
+    ResolveChargeInput,
     Settlement,
 )
 from billing.payments import (
+    ChargeOutcome,
     ChargeRequest,
     ChargeStatus,
     PaymentGateway,
@@ -35,6 +41,28 @@ from .ledger import load_state
 GATEWAY_REFUSED = "GatewayRefused"  # in workflows.options.NON_RETRYABLE_ERROR_TYPES
 GATEWAY_UNAVAILABLE = "GatewayUnavailable"  # retried under the activity's policy
 CHARGE_IN_FLIGHT = "ChargeInFlight"  # another attempt holds the bill's claim
+CLAIM_RACE = "ClaimRace"  # retried: the next try sees the other claim
+
+_STATUS = {
+    ChargeStatus.SUCCEEDED: "succeeded",
+    ChargeStatus.PENDING: "pending",
+    ChargeStatus.FAILED: "failed",
+}
+
+
+def with_gateway_answer(base: AttemptOutcome, result: ChargeOutcome) -> AttemptOutcome:
+    """The attempt as the gateway answered it (a charge call or a look-up by key)."""
+    return base.model_copy(
+        update={
+            "status": _STATUS[result.status],
+            "amount": result.amount,
+            "gateway_reference": result.gateway_reference,
+            "authorization_code": result.authorization_code,
+            "decline_code": result.decline_code,
+            "decline_kind": result.decline_kind.value if result.decline_kind else None,
+            "message": result.message,
+        }
+    )
 
 
 class GatewayActivities:
@@ -50,6 +78,18 @@ class GatewayActivities:
             if bill is None:
                 raise ApplicationError(f"no bill {req.bill_id}", non_retryable=True)
             claim = await conn.fetchrow(bills_sql.ATTEMPT_BY_KEY, req.idempotency_key)
+            other = await conn.fetchrow(bills_sql.ATTEMPT_IN_FLIGHT, req.bill_id)
+            if claim is None and other is not None:
+                # Unknown is not failed: that attempt is resolved before this one may start.
+                return AttemptOutcome(
+                    status="in_flight",
+                    idempotency_key=other["idempotency_key"],
+                    amount=other["amount"],
+                    currency=bill["currency"],
+                    payment_method_id=other["payment_method_id"],
+                    method=other["method"],
+                    gateway_reference=other["gateway_reference"],
+                )
             if claim is None:
                 state = await load_state(conn, bill)
                 if state.amount_due <= 0 or state.status.value in ("void", "paid"):
@@ -85,10 +125,10 @@ class GatewayActivities:
                         amount,
                     )
                 except asyncpg.UniqueViolationError as exc:
+                    # Another attempt claimed the bill between our read and write: retry, and
+                    # the retry answers `in_flight` with its key, to be resolved first.
                     raise ApplicationError(
-                        f"another charge of {req.bill_id} is in flight",
-                        type=CHARGE_IN_FLIGHT,
-                        non_retryable=True,
+                        f"another charge of {req.bill_id} claimed it first", type=CLAIM_RACE
                     ) from exc
         try:
             result = await self.gateway.charge(
@@ -112,24 +152,36 @@ class GatewayActivities:
         except BillingError as exc:
             # The gateway refused the request itself (conflicting key, bad input): final.
             raise ApplicationError(exc.message, type=GATEWAY_REFUSED, non_retryable=True) from exc
-        status = {
-            ChargeStatus.SUCCEEDED: "succeeded",
-            ChargeStatus.PENDING: "pending",
-            ChargeStatus.FAILED: "failed",
-        }[result.status]
-        return base.model_copy(
-            update={
-                "status": status,
-                "amount": result.amount,
-                "payment_method_id": method["id"],
-                "method": method["type"],
-                "gateway_reference": result.gateway_reference,
-                "authorization_code": result.authorization_code,
-                "decline_code": result.decline_code,
-                "decline_kind": result.decline_kind.value if result.decline_kind else None,
-                "message": result.message,
-            }
+        base = base.model_copy(update={"payment_method_id": method["id"], "method": method["type"]})
+        return with_gateway_answer(base, result)
+
+    @activity.defn
+    async def resolve_charge(self, req: ResolveChargeInput) -> AttemptOutcome:
+        """What became of the attempt under this key, asked of the gateway by the key.
+
+        No charge under the key is a definite answer: the simulator (like any gateway
+        with atomic idempotency) stores a charge before it answers, or never.
+        """
+        async with self.pool.acquire() as conn:
+            claim = await conn.fetchrow(bills_sql.ATTEMPT_BY_KEY, req.idempotency_key)
+            currency = await conn.fetchval(bills_sql.BILL_CURRENCY, req.bill_id)
+        base = AttemptOutcome(
+            status="failed",
+            idempotency_key=req.idempotency_key,
+            amount=claim["amount"] if claim else Decimal(0),
+            currency=currency or "USD",
+            payment_method_id=claim["payment_method_id"] if claim else None,
+            method=claim["method"] if claim else "",
+            message="the gateway holds no charge under this key: nothing was taken",
         )
+        try:
+            found = await self.gateway.find_charge(req.idempotency_key)
+        except DependencyUnavailable as exc:
+            raise ApplicationError(exc.message, type=GATEWAY_UNAVAILABLE) from exc
+        activity.logger.info(
+            "looked up charge key=%s: %s", req.idempotency_key, found.status if found else "none"
+        )
+        return base if found is None else with_gateway_answer(base, found)
 
     @activity.defn
     async def get_charge(self, req: GatewayReference) -> Settlement | None:
@@ -166,4 +218,21 @@ class GatewayActivities:
             raise ApplicationError(exc.message, type=GATEWAY_UNAVAILABLE) from exc
         return GatewayRefundOutcome(
             status=result.status, gateway_reference=result.gateway_reference, message=result.message
+        )
+
+    @activity.defn
+    async def resolve_refund(self, req: RefundLookup) -> GatewayRefundOutcome:
+        """What became of the refund under this key; `not_found` is a definite no."""
+        try:
+            found = await self.gateway.find_refund(req.idempotency_key)
+        except DependencyUnavailable as exc:
+            raise ApplicationError(exc.message, type=GATEWAY_UNAVAILABLE) from exc
+        if found is None:
+            return GatewayRefundOutcome(
+                status="not_found",
+                gateway_reference="",
+                message="the gateway holds no refund under this key: nothing was refunded",
+            )
+        return GatewayRefundOutcome(
+            status=found.status, gateway_reference=found.gateway_reference, message=found.message
         )

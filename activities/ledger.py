@@ -16,32 +16,25 @@ from temporalio.exceptions import ApplicationError
 
 from billing.bills import BillDraft, UsageAggregate, build_cycle_bill, build_upgrade_bill
 from billing.catalog import ContractOverrides, PriceCatalog, Tier, UsageKind
-from billing.errors import RefundRefused
 from billing.ledger import BillState, EntryKind, LedgerEntry, bill_state
 from billing.messages import (
     BillKey,
     BillRef,
-    CompleteRefundInput,
+    CaptureRecorded,
     IssueCycleBillInput,
     IssueCycleBillResult,
     IssueUpgradeBillInput,
+    PaymentReceivedInput,
     RecordAttemptInput,
-    RefundKey,
-    RefundReservation,
-    ReserveRefundInput,
     SagaNote,
     VoidBillInput,
     WriteOffInput,
 )
 from billing.periods import period_bounds
-from billing.refunds import refund_amount
 from observability import metrics
 from store import bills as sql
 from store import tiers
 from store.db import Conn
-
-# Business refusals: retrying cannot change the answer.
-REFUND_REFUSED = "RefundRefused"
 
 
 def new_bill_id() -> str:
@@ -65,6 +58,7 @@ def bill_ref(bill: asyncpg.Record, state: BillState) -> BillRef:
         currency=bill["currency"],
         status=state.status.value,
         amount_due=state.amount_due,
+        excess=state.excess,
     )
 
 
@@ -85,6 +79,53 @@ def _bill_values(draft: BillDraft, **extra: Any) -> dict[str, Any]:
         "total": draft.total,
         **extra,
     }
+
+
+async def record_capture(
+    conn: Conn,
+    bill: asyncpg.Record,
+    *,
+    reference: str,
+    amount: Decimal,
+    currency: str,
+    memo: str,
+    method: str,
+) -> tuple[bool, bool]:
+    """Money the gateway captured, into the ledger once per gateway reference.
+
+    Whatever the bill's state: a late payment of a written-off bill reverses the write-off
+    by an entry; money beyond what the bill owes shows as its `excess`, for the caller to
+    refund. Returns (recorded now, write-off reversed now).
+    """
+    recorded = await sql.add_entry(
+        conn,
+        key=f"captured-{reference}",
+        bill_id=bill["id"],
+        customer_id=bill["customer_id"],
+        kind=EntryKind.CAPTURED.value,
+        amount=amount,
+        currency=currency,
+        gateway_reference=reference,
+        memo=memo,
+    )
+    if not recorded:
+        return False, False
+    metrics.revenue_collected(amount, currency, method, bill["tier"])
+    state = await load_state(conn, bill)
+    if state.written_off <= 0:
+        return True, False
+    await sql.add_entry(
+        conn,
+        key=f"write_off_reversed-{reference}",
+        bill_id=bill["id"],
+        customer_id=bill["customer_id"],
+        kind=EntryKind.WRITE_OFF_REVERSED.value,
+        amount=min(state.written_off, amount),
+        currency=currency,
+        gateway_reference=None,
+        memo=f"paid late by {reference}",
+    )
+    return True, True
 
 
 class LedgerActivities:
@@ -237,22 +278,43 @@ class LedgerActivities:
                     out.message,
                 )
                 metrics.charge_recorded(out.status, out.method, out.idempotency_key)
+            reversed_ = False
             if out.status == "succeeded" and out.gateway_reference:
-                # Keyed by the gateway's reference: one capture per transaction, ever.
-                captured = await sql.add_entry(
+                _, reversed_ = await record_capture(
                     conn,
-                    key=f"captured-{out.gateway_reference}",
-                    bill_id=req.bill_id,
-                    customer_id=bill["customer_id"],
-                    kind=EntryKind.CAPTURED.value,
+                    bill,
+                    reference=out.gateway_reference,
                     amount=out.amount,
                     currency=out.currency,
-                    gateway_reference=out.gateway_reference,
                     memo=f"{out.method} authorization {out.authorization_code}",
+                    method=out.method,
                 )
-                if captured:
-                    metrics.revenue_collected(out.amount, out.currency, out.method, bill["tier"])
-            return bill_ref(bill, await load_state(conn, bill))
+            ref = bill_ref(bill, await load_state(conn, bill))
+            return ref.model_copy(update={"write_off_reversed": reversed_}) if reversed_ else ref
+
+    @activity.defn
+    async def record_payment(self, req: PaymentReceivedInput) -> CaptureRecorded:
+        """A capture found outside the charge saga (late webhook, reconciliation): once."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            bill = await conn.fetchrow(sql.GET_BILL_FOR_UPDATE, req.bill_id)
+            if bill is None:
+                raise ApplicationError(f"no bill {req.bill_id}", non_retryable=True)
+            # A transfer the saga left pending is closed by the money that settled it.
+            await conn.execute(sql.SETTLE_ATTEMPT_BY_REFERENCE, req.gateway_reference)
+            recorded, reversed_ = await record_capture(
+                conn,
+                bill,
+                reference=req.gateway_reference,
+                amount=req.amount,
+                currency=req.currency,
+                memo=f"{req.method or 'payment'} found by {req.source}",
+                method=req.method,
+            )
+            return CaptureRecorded(
+                bill=bill_ref(bill, await load_state(conn, bill)),
+                recorded=recorded,
+                write_off_reversed=reversed_,
+            )
 
     @activity.defn
     async def write_off(self, req: WriteOffInput) -> BillRef:
@@ -274,86 +336,6 @@ class LedgerActivities:
                 )
                 state = await load_state(conn, bill)
             return bill_ref(bill, state)
-
-    @activity.defn
-    async def reserve_refund(self, req: ReserveRefundInput) -> RefundReservation:
-        """Check the refundable amount under the bill's row lock, then reserve it.
-
-        The lock serializes refunds per bill: two racing refunds see each other's
-        reservation, so together they can never exceed what was paid.
-        """
-        async with self.pool.acquire() as conn, conn.transaction():
-            existing = await conn.fetchrow(sql.GET_REFUND, req.refund_id)
-            bill = await conn.fetchrow(sql.GET_BILL_FOR_UPDATE, req.bill_id)
-            if bill is None:
-                raise ApplicationError(
-                    f"no bill {req.bill_id}", type=REFUND_REFUSED, non_retryable=True
-                )
-            reference = await conn.fetchval(sql.CAPTURE_REFERENCE, req.bill_id)
-            if existing is not None:
-                amount = existing["amount"]
-            else:
-                state = await load_state(conn, bill)
-                reserved = await conn.fetchval(sql.RESERVED_REFUNDS, req.bill_id)
-                try:
-                    amount = refund_amount(
-                        requested=req.amount,
-                        paid=state.amount_paid,
-                        refunded=state.amount_refunded,
-                        reserved=reserved,
-                        currency=bill["currency"],
-                    )
-                except RefundRefused as exc:
-                    metrics.refund("refused")
-                    raise ApplicationError(
-                        exc.message, type=REFUND_REFUSED, non_retryable=True
-                    ) from exc
-                await conn.execute(
-                    sql.INSERT_REFUND,
-                    req.refund_id,
-                    req.bill_id,
-                    amount,
-                    bill["currency"],
-                    req.reason,
-                    req.workflow_id,
-                )
-            return RefundReservation(
-                refund_id=req.refund_id,
-                bill_id=req.bill_id,
-                customer_id=bill["customer_id"],
-                amount=amount,
-                currency=bill["currency"],
-                charge_reference=reference or "",
-            )
-
-    @activity.defn
-    async def complete_refund(self, req: CompleteRefundInput) -> None:
-        """The gateway refunded: the reservation becomes a ledger entry, once."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            refund = await conn.fetchrow(sql.GET_REFUND, req.refund_id)
-            assert refund is not None
-            bill = await conn.fetchrow(sql.GET_BILL_FOR_UPDATE, refund["bill_id"])
-            assert bill is not None
-            refunded = await sql.add_entry(
-                conn,
-                key=f"refunded-{req.refund_id}",
-                bill_id=bill["id"],
-                customer_id=bill["customer_id"],
-                kind=EntryKind.REFUNDED.value,
-                amount=refund["amount"],
-                currency=refund["currency"],
-                gateway_reference=req.gateway_reference,
-                memo=f"refund {req.refund_id}",
-            )
-            await conn.execute(sql.FINISH_REFUND, req.refund_id, "succeeded", req.gateway_reference)
-            if refunded:
-                metrics.refund("succeeded", refund["amount"], refund["currency"])
-
-    @activity.defn
-    async def release_refund(self, req: RefundKey) -> None:
-        """Compensation: give back a reservation that did not become a refund."""
-        await self.pool.execute(sql.FINISH_REFUND, req.refund_id, "released", None)
-        metrics.refund("released")
 
     @activity.defn
     async def record_saga_note(self, req: SagaNote) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -36,10 +37,12 @@ async def start(
     workflow_id: str,
     summary: str,
     reuse: WorkflowIDReusePolicy = WorkflowIDReusePolicy.REJECT_DUPLICATE,
-    already: str,
+    already: str | None,
     **attributes: str | None,
 ) -> str:
-    """Start once: a second start with the same id is a 409 that says `already`."""
+    """Start once. A second start with the same id is a 409 that says `already`; with
+    `already` None the id carries the request's own id, so a second start is the same
+    request again and answers the first one's id, starting nothing."""
     with translated(workflow_id):
         try:
             await client.start_workflow(
@@ -53,8 +56,21 @@ async def start(
                 static_summary=summary,
             )
         except WorkflowAlreadyStartedError as exc:
+            if already is None:
+                return workflow_id
             raise Conflict(f"{already} (workflow {workflow_id})") from exc
     return workflow_id
+
+
+async def exists(client: Client, workflow_id: str) -> bool:
+    with translated(workflow_id):
+        try:
+            await client.get_workflow_handle(workflow_id).describe()
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return False
+            raise
+    return True
 
 
 async def is_running(client: Client, workflow_id: str) -> bool:
@@ -66,3 +82,8 @@ async def is_running(client: Client, workflow_id: str) -> bool:
                 return False
             raise
     return desc.status == WorkflowExecutionStatus.RUNNING
+
+
+def request_id(idempotency_key: str | None) -> str:
+    """The request's own id: its Idempotency-Key, else a fresh one (a new operation)."""
+    return idempotency_key or uuid.uuid4().hex[:16]

@@ -17,15 +17,45 @@ class Message(BaseModel):
     model_config = ConfigDict(frozen=True)
 
 
+TierName = Literal["free", "starter", "professional", "enterprise"]
+# Why a tier changes: a person asked, the free limit was crossed, dunning took it, or a
+# late payment gave it back.
+ChangeReason = Literal["auto_conversion", "manual", "dunning", "restore"]
+
+
 # --- Upgrade saga -----------------------------------------------------------------
 
 
 class UpgradeInput(Message):
-    """Change a customer's tier: up (prorated bill, charged) or down (no bill)."""
+    """Change a customer's tier: up (prorated bill, charged) or down (no bill).
+
+    `request_id` names the request (its Idempotency-Key, or a fresh id): every key the
+    saga sends derives from it, so a new request is a new change. Empty in sagas started
+    before it existed, whose keys derive from their workflow id.
+    """
 
     customer_id: str
-    target_tier: Literal["free", "starter", "professional", "enterprise"]
-    reason: Literal["auto_conversion", "manual"] = "manual"
+    target_tier: TierName
+    reason: ChangeReason = "manual"
+    request_id: str = ""
+
+
+class TurnRequest(Message):
+    """A tier change asking for (or giving back) its customer's turn."""
+
+    customer_id: str
+    workflow_id: str
+
+
+class SubscriptionInput(Message):
+    customer_id: str
+    waiting: list[str] = []
+    # With nobody waiting this long, the subscription closes; the next change reopens it.
+    idle: timedelta = timedelta(seconds=30)
+
+
+class TierToRestore(Message):
+    tier: TierName | None
 
 
 class UpgradeResult(Message):
@@ -66,6 +96,10 @@ class BillRef(Message):
     currency: str
     status: Literal["pending", "paid", "void", "uncollectible"]
     amount_due: Decimal
+    # Money held beyond what the bill owes (paid twice, or after a void): to refund.
+    excess: Decimal = Decimal(0)
+    # Set by the step that recorded a late payment of a written-off bill.
+    write_off_reversed: bool = False
 
 
 class IssueCycleBillInput(Message):
@@ -166,6 +200,8 @@ class ChargePolicy(Message):
     dunning_exhausted_action: Literal["downgrade", "suspend"]
     billing_run_concurrency: int
     billing_run_page_size: int
+    # How long a gateway call is retried under one key before look-ups take over.
+    gateway_retry_budget: timedelta = timedelta(minutes=5)
 
 
 class ChargeInput(Message):
@@ -190,9 +226,15 @@ class AttemptChargeInput(Message):
 
 
 class AttemptOutcome(Message):
-    """One try at the gateway; `no_method` when no usable payment method is on file."""
+    """One try at the gateway; `no_method` when no usable payment method is on file.
 
-    status: Literal["succeeded", "pending", "failed", "no_method", "not_due"]
+    `in_flight`: another attempt (its key in `idempotency_key`) holds the bill's claim and
+    must be resolved first; `unknown`: the gateway never answered this one.
+    """
+
+    status: Literal[
+        "succeeded", "pending", "failed", "no_method", "not_due", "in_flight", "unknown"
+    ]
     idempotency_key: str
     amount: Decimal = Decimal(0)
     currency: str = "USD"
@@ -203,6 +245,13 @@ class AttemptOutcome(Message):
     decline_code: str | None = None
     decline_kind: Literal["hard", "soft"] | None = None
     message: str = ""
+
+
+class ResolveChargeInput(Message):
+    """Look a charge up by its key: the only way to learn an unknown outcome."""
+
+    bill_id: str
+    idempotency_key: str
 
 
 class RecordAttemptInput(Message):
@@ -222,6 +271,9 @@ class Settlement(Message):
 
 class RetryNow(Message):
     reason: str = "pay now"
+    # The request that asked (its Idempotency-Key, or a fresh id): the same one twice is
+    # one try, a new one another.
+    request_id: str | None = None
 
 
 class WriteOffInput(Message):
@@ -271,6 +323,9 @@ class RefundInput(Message):
     amount: Decimal | None = None
     reason: str
     request_id: str
+    # Which capture to refund (an overpayment is refunded from the capture that caused it);
+    # None: the first capture with enough left.
+    charge_reference: str | None = None
 
 
 class ReserveRefundInput(Message):
@@ -279,6 +334,9 @@ class ReserveRefundInput(Message):
     amount: Decimal | None
     reason: str
     workflow_id: str
+    charge_reference: str | None = None
+    # The key the gateway call will carry, kept with the reservation for look-ups.
+    gateway_key: str | None = None
 
 
 class RefundReservation(Message):
@@ -299,7 +357,9 @@ class GatewayRefundInput(Message):
 
 
 class GatewayRefundOutcome(Message):
-    status: Literal["succeeded", "failed"]
+    """`unknown`: the gateway holds no refund under the key (a look-up's definite no)."""
+
+    status: Literal["succeeded", "failed", "not_found"]
     gateway_reference: str
     message: str = ""
 
@@ -311,6 +371,10 @@ class CompleteRefundInput(Message):
 
 class RefundKey(Message):
     refund_id: str
+
+
+class RefundLookup(Message):
+    idempotency_key: str
 
 
 class RefundResult(Message):
@@ -331,3 +395,35 @@ class SagaNote(Message):
     idempotency_key: str
     customer_id: str | None = None
     bill_id: str | None = None
+
+
+# --- Money that reached the gateway outside a running charge saga -----------------------
+
+
+class PaymentReceivedInput(Message):
+    """A capture the gateway holds for `bill_id`: from a late webhook or reconciliation."""
+
+    bill_id: str
+    gateway_reference: str
+    amount: Decimal
+    currency: str
+    method: str = ""
+    authorization_code: str | None = None
+    source: Literal["saga", "webhook", "reconciliation"]
+
+
+class CaptureRecorded(Message):
+    """What recording a capture did: `recorded` False when the ledger already had it."""
+
+    bill: BillRef
+    recorded: bool
+    write_off_reversed: bool = False
+
+
+class PaymentReceivedResult(Message):
+    bill_id: str
+    gateway_reference: str
+    recorded: bool
+    status: str
+    excess_refunded: Decimal = Decimal(0)
+    write_off_reversed: bool = False

@@ -29,3 +29,21 @@ def refund_id(bill_id: str, request_id: str) -> str:
 def billing_run_id(period: str) -> str:
     """One billing run per period; a second request finds the first."""
     return f"billing-run-{period}"
+
+
+def payment_received_id(gateway_reference: str) -> str:
+    """One recording of a gateway capture, whichever path (webhook, reconciliation) finds it."""
+    return f"payment-{gateway_reference}"
+
+
+def reconciliation_id(request_id: str) -> str:
+    return f"reconciliation-{request_id}"
+
+
+def subscription_id(customer_id: str) -> str:
+    """The customer's tier changes, one at a time, in arrival order."""
+    return f"subscription-{customer_id}"
+
+
+def overpayment_refund_id(bill_id: str, gateway_reference: str) -> str:
+    return f"refund-{bill_id}-overpayment-{gateway_reference}"

@@ -17,3 +17,6 @@ CREATE UNIQUE INDEX refunds_gateway_key ON refunds (gateway_key) WHERE gateway_k
 -- reconciliation): the entry keys already say so; this says it for the reference too.
 CREATE UNIQUE INDEX ledger_entries_one_per_transaction ON ledger_entries (kind, gateway_reference)
     WHERE gateway_reference IS NOT NULL AND kind IN ('captured', 'refunded');
+
+-- A customer's tier history, read to price late usage at the tier in force then.
+CREATE INDEX tier_changes_customer ON tier_changes (customer_id, effective_at);

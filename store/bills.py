@@ -22,6 +22,8 @@ WHERE customer_id = $1::text AND period = $2::text AND kind = 'cycle'"""
 
 FIND_BILL_BY_KEY = f"SELECT {BILL_COLUMNS} FROM bills WHERE idempotency_key = $1::text"
 
+BILL_CURRENCY = "SELECT currency FROM bills WHERE id = $1::text"
+
 GET_BILL = f"SELECT {BILL_COLUMNS} FROM bills WHERE id = $1::text"
 
 GET_BILL_FOR_UPDATE = f"SELECT {BILL_COLUMNS} FROM bills WHERE id = $1::text FOR UPDATE"
@@ -42,7 +44,7 @@ INSERT_ENTRY = """
 INSERT INTO ledger_entries (idempotency_key, bill_id, customer_id, kind, amount, currency,
                             gateway_reference, memo)
 VALUES ($1::text, $2::text, $3::text, $4::text, $5::numeric, $6::text, $7::text, $8::text)
-ON CONFLICT (idempotency_key) DO NOTHING
+ON CONFLICT DO NOTHING
 RETURNING id"""
 
 BILL_ENTRIES = """
@@ -66,12 +68,17 @@ ON CONFLICT (idempotency_key) DO UPDATE SET
     updated_at = now()
 WHERE charge_attempts.status = 'pending'"""
 
+# Money found outside the saga settles the attempt that was waiting for it (frees the claim).
+SETTLE_ATTEMPT_BY_REFERENCE = """
+UPDATE charge_attempts SET status = 'succeeded', updated_at = now()
+WHERE gateway_reference = $1::text AND status = 'pending'"""
+
 CLAIM_ATTEMPT = """
 INSERT INTO charge_attempts (idempotency_key, bill_id, status, method, payment_method_id, amount)
 VALUES ($1::text, $2::text, 'pending', $3::text, $4::text, $5::numeric)"""
 
 ATTEMPT_BY_KEY = """
-SELECT bill_id, status, method, payment_method_id, amount FROM charge_attempts
+SELECT bill_id, status, method, payment_method_id, amount, gateway_reference FROM charge_attempts
 WHERE idempotency_key = $1::text"""
 
 BILL_ATTEMPTS = """
@@ -82,10 +89,31 @@ RESERVED_REFUNDS = """
 SELECT COALESCE(sum(amount), 0) FROM refunds WHERE bill_id = $1::text AND status = 'reserved'"""
 
 INSERT_REFUND = """
-INSERT INTO refunds (id, bill_id, amount, currency, reason, status, workflow_id)
-VALUES ($1::text, $2::text, $3::numeric, $4::text, $5::text, 'reserved', $6::text)"""
+INSERT INTO refunds (id, bill_id, amount, currency, reason, status, workflow_id, charge_reference,
+                     gateway_key)
+VALUES ($1::text, $2::text, $3::numeric, $4::text, $5::text, 'reserved', $6::text, $7::text,
+        $8::text)"""
 
-GET_REFUND = "SELECT id, bill_id, amount, currency, status FROM refunds WHERE id = $1::text"
+GET_REFUND = """
+SELECT id, bill_id, amount, currency, status, charge_reference, gateway_key
+FROM refunds WHERE id = $1::text"""
+
+# Each capture of a bill with what is still refundable on it: refunds in flight count.
+CAPTURES_REFUNDABLE = """
+SELECT e.gateway_reference, e.amount,
+       e.amount - coalesce((
+           SELECT sum(r.amount) FROM refunds r
+           WHERE r.bill_id = e.bill_id AND r.status IN ('reserved', 'succeeded')
+             AND coalesce(r.charge_reference, (
+                 SELECT f.gateway_reference FROM ledger_entries f
+                 WHERE f.bill_id = e.bill_id AND f.kind = 'captured' ORDER BY f.id LIMIT 1
+             )) = e.gateway_reference), 0) AS refundable
+FROM ledger_entries e
+WHERE e.bill_id = $1::text AND e.kind = 'captured' ORDER BY e.id"""
+
+ATTEMPT_IN_FLIGHT = """
+SELECT idempotency_key, status, method, payment_method_id, amount, gateway_reference
+FROM charge_attempts WHERE bill_id = $1::text AND status = 'pending'"""
 
 FINISH_REFUND = """
 UPDATE refunds SET status = $2::text, gateway_reference = COALESCE($3::text, gateway_reference),
@@ -105,10 +133,6 @@ WHERE b.customer_id = $1::text
                   WHERE e.bill_id = b.id AND e.kind IN ('voided', 'written_off'))"""
 
 CUSTOMER_EXISTS = "SELECT 1 FROM customers WHERE id = $1::text"
-
-CAPTURE_REFERENCE = """
-SELECT gateway_reference FROM ledger_entries
-WHERE bill_id = $1::text AND kind = 'captured' ORDER BY id LIMIT 1"""
 
 
 async def lock_period(conn: Conn, customer_id: str, period: str) -> None:

@@ -47,7 +47,10 @@ return count
 UNREACHABLE = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError, TimeoutError)
 
 _EXPIRY_SLACK_S = 120  # a key outlives its hour briefly, for late give-backs and clock skew
-_CONVERSION_FLAG_TTL_S = 86_400
+# Only spares Temporal a start per request while a burst crosses the line together; the
+# saga's id makes the conversion once. Short, so a customer downgraded back to free
+# converts again on the next crossing (not "starter limits at free prices").
+_CONVERSION_FLAG_TTL_S = 60
 
 
 def _utc_now() -> datetime:
@@ -117,7 +120,7 @@ class RateLimiter:
             raise DependencyUnavailable("the rate limiter (Redis) is unreachable") from exc
 
     async def claim_conversion(self, customer_id: str) -> bool:
-        """True for the first caller in a day: saves a Temporal round trip per request."""
+        """True for the first caller in a minute: saves a Temporal round trip per request."""
         try:
             claimed = await self.redis.set(
                 f"conversion:{customer_id}", "1", nx=True, ex=_CONVERSION_FLAG_TTL_S

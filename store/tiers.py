@@ -44,3 +44,9 @@ WHERE customer_id = $1::text AND NOT (id = ANY($2::text[]))
 ORDER BY created_at DESC, id DESC LIMIT 1"""
 
 PAYMENT_METHOD = "SELECT id, type, token FROM payment_methods WHERE id = $1::text"
+
+LATEST_TIER_CHANGE = """
+SELECT from_tier, to_tier, reason, idempotency_key FROM tier_changes
+WHERE customer_id = $1::text ORDER BY effective_at DESC, id DESC LIMIT 1"""
+
+BILL_CUSTOMER = "SELECT customer_id FROM bills WHERE id = $1::text"

@@ -31,7 +31,7 @@ DB: ActivityOptions = {
 }
 
 # Gateway calls: the same idempotency key on every try, so a retry never charges twice.
-# Bounded: a gateway that stays away becomes a failed attempt that dunning retries later.
+# Bounded by GATEWAY_RETRY_BUDGET (`gateway_options`); after it the saga looks the key up.
 GATEWAY: ActivityOptions = {
     "start_to_close_timeout": timedelta(seconds=20),
     "schedule_to_close_timeout": timedelta(minutes=5),
@@ -40,6 +40,24 @@ GATEWAY: ActivityOptions = {
         backoff_coefficient=2.0,
         maximum_interval=timedelta(seconds=30),
         maximum_attempts=6,
+        non_retryable_error_types=NON_RETRYABLE_ERROR_TYPES,
+    ),
+}
+
+
+def gateway_options(budget: timedelta) -> ActivityOptions:
+    """GATEWAY, with the retry budget the worker's settings give (read once per saga)."""
+    return {**GATEWAY, "schedule_to_close_timeout": budget}
+
+
+# Look-ups by key: the only way to learn an unknown outcome, so they never give up; the
+# backoff keeps a gateway that is down for days from being asked more than once a minute.
+LOOKUP: ActivityOptions = {
+    "start_to_close_timeout": timedelta(seconds=30),
+    "retry_policy": RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=60),
         non_retryable_error_types=NON_RETRYABLE_ERROR_TYPES,
     ),
 }

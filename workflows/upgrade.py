@@ -1,11 +1,16 @@
 """UpgradeWorkflow: change the tier, issue a prorated bill, charge it; compensate on failure.
 
 Compensations are registered before their step and are safe whether or not it
-happened: revert the tier (by key), void the bill the step's key names. A
-downgrade changes the tier and issues no bill (no credit for the rest of the month).
+happened: revert the tier (by key), void the bill the step's key names. A downgrade,
+dunning's downgrade and a restore after a late payment change the tier and issue no
+bill. Every change first takes its customer's turn (SubscriptionWorkflow), so tier
+changes of one customer run one at a time, and uses one `workflow.now()` for the change
+and its bill.
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from temporalio import workflow
 from temporalio.common import WorkflowIDReusePolicy
@@ -14,6 +19,7 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.customers import CustomerActivities
     from activities.ledger import LedgerActivities
+    from activities.subscriptions import SubscriptionActivities
     from billing.messages import (
         ChangeTierInput,
         ChargeInput,
@@ -21,23 +27,32 @@ with workflow.unsafe.imports_passed_through():
         IssueUpgradeBillInput,
         SagaNote,
         SagaStatus,
+        TurnRequest,
         UpgradeInput,
         UpgradeResult,
         VoidBillInput,
     )
-    from billing.workflow_ids import charge_id
+    from billing.workflow_ids import charge_id, subscription_id
     from workflows.charge import ChargeWorkflow
     from workflows.options import DB
     from workflows.saga import Saga
     from workflows.search_attributes import BILL_ID, TIER, search_attributes
 
 _ORDER = ["free", "starter", "professional", "enterprise"]
+# Issue 12: tier changes of one customer wait for their turn (sagas from before did not).
+ONE_AT_A_TIME = "one-tier-change-at-a-time"
+_NO_BILL = ("dunning", "restore")  # tier changes that settle nothing new
 
 
 @workflow.defn
 class UpgradeWorkflow:
     def __init__(self) -> None:
         self._status = SagaStatus(step="starting")
+        self._turn = False
+
+    @workflow.signal
+    def turn_granted(self, _: TurnRequest) -> None:
+        self._turn = True
 
     @workflow.query
     def status(self) -> SagaStatus:
@@ -47,22 +62,45 @@ class UpgradeWorkflow:
         self._status = SagaStatus(step=step, details=details, bill_id=bill_id)
         workflow.set_current_details(details)
 
-    def _tier_change(self, inp: UpgradeInput, to_tier: str, step: str) -> ChangeTierInput:
-        wf = workflow.info().workflow_id
+    def _key(self, inp: UpgradeInput, step: str) -> str:
+        """From the request when there is one; sagas from before keyed by workflow id."""
+        if inp.request_id:
+            return f"upgrade-{inp.customer_id}-{inp.request_id}-{step}"
+        return f"{workflow.info().workflow_id}-{step}"
+
+    def _tier_change(
+        self, inp: UpgradeInput, to_tier: str, step: str, at: datetime
+    ) -> ChangeTierInput:
         return ChangeTierInput(
             customer_id=inp.customer_id,
             to_tier=to_tier,
             reason=f"{inp.reason}: {step}",
-            workflow_id=wf,
-            idempotency_key=f"{wf}-{step}",
-            at=workflow.now(),
-            # A failed automatic conversion is not retried on every later request.
-            disable_auto_upgrade=step == "revert" and inp.reason == "auto_conversion",
+            workflow_id=workflow.info().workflow_id,
+            idempotency_key=self._key(inp, step),
+            at=at,
+            # A failed automatic conversion is not retried on every later request, and a
+            # customer dunning downgraded is not converted back on the next crossing.
+            disable_auto_upgrade=(step == "revert" and inp.reason == "auto_conversion")
+            or inp.reason == "dunning",
         )
 
     @workflow.run
     async def run(self, inp: UpgradeInput) -> UpgradeResult:
-        wf = workflow.info().workflow_id
+        if not workflow.patched(ONE_AT_A_TIME):
+            return await self._change(inp)
+        me = TurnRequest(customer_id=inp.customer_id, workflow_id=workflow.info().workflow_id)
+        self._step("waiting_for_turn", f"waiting for {inp.customer_id}'s earlier tier changes")
+        await workflow.execute_activity_method(SubscriptionActivities.request_turn, me, **DB)
+        await workflow.wait_condition(lambda: self._turn)
+        try:
+            return await self._change(inp)
+        finally:
+            await workflow.get_external_workflow_handle(subscription_id(inp.customer_id)).signal(
+                "release", me
+            )
+
+    async def _change(self, inp: UpgradeInput) -> UpgradeResult:
+        at = workflow.now()  # one instant for the tier change and its bill
         customer = await workflow.execute_activity_method(
             CustomerActivities.get_customer, CustomerKey(customer_id=inp.customer_id), **DB
         )
@@ -73,21 +111,29 @@ class UpgradeWorkflow:
         if current == target:
             self._step("unchanged", f"{inp.customer_id} is already on {target}")
             return result
-        if _ORDER.index(target) < _ORDER.index(current):
+        down = _ORDER.index(target) < _ORDER.index(current)
+        if down or inp.reason in _NO_BILL:
             await workflow.execute_activity_method(
-                CustomerActivities.change_tier, self._tier_change(inp, target, "downgrade"), **DB
+                CustomerActivities.change_tier,
+                self._tier_change(inp, target, "downgrade" if down else inp.reason, at),
+                **DB,
             )
             workflow.upsert_search_attributes([TIER.value_set(target)])
-            self._step("downgraded", f"{inp.customer_id} moved from {current} down to {target}")
+            self._step("downgraded", f"{inp.customer_id} moved from {current} to {target}")
             return result.model_copy(update={"outcome": "downgraded", "to_tier": target})
+        return await self._upgrade(inp, current, target, at, result)
 
+    async def _upgrade(
+        self, inp: UpgradeInput, current: str, target: str, at: datetime, result: UpgradeResult
+    ) -> UpgradeResult:
+        wf = workflow.info().workflow_id
         saga = Saga()
-        bill_key = f"{wf}-bill"
+        bill_key = self._key(inp, "bill")
         try:
-            saga.add("revert tier", lambda: self._revert(inp, current))
+            saga.add("revert tier", lambda: self._revert(inp, current, at))
             self._step("changing_tier", f"moving {inp.customer_id} from {current} to {target}")
             await workflow.execute_activity_method(
-                CustomerActivities.change_tier, self._tier_change(inp, target, "change"), **DB
+                CustomerActivities.change_tier, self._tier_change(inp, target, "change", at), **DB
             )
             workflow.upsert_search_attributes([TIER.value_set(target)])
 
@@ -98,7 +144,7 @@ class UpgradeWorkflow:
                     customer_id=inp.customer_id,
                     from_tier=current,
                     to_tier=target,
-                    at=workflow.now(),
+                    at=at,
                     workflow_id=wf,
                     idempotency_key=bill_key,
                 ),
@@ -137,7 +183,7 @@ class UpgradeWorkflow:
                     workflow_id=wf,
                     step="compensated",
                     message=message,
-                    idempotency_key=f"{wf}-compensated",
+                    idempotency_key=self._key(inp, "compensated"),
                     customer_id=inp.customer_id,
                 ),
                 **DB,
@@ -150,9 +196,9 @@ class UpgradeWorkflow:
             update={"outcome": "upgraded", "to_tier": target, "bill_id": bill.bill_id}
         )
 
-    async def _revert(self, inp: UpgradeInput, previous: str) -> None:
+    async def _revert(self, inp: UpgradeInput, previous: str, at: datetime) -> None:
         await workflow.execute_activity_method(
-            CustomerActivities.change_tier, self._tier_change(inp, previous, "revert"), **DB
+            CustomerActivities.change_tier, self._tier_change(inp, previous, "revert", at), **DB
         )
 
     async def _void(self, bill_key: str, reason: str) -> None:

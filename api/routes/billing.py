@@ -9,12 +9,13 @@ from temporalio.common import WorkflowIDReusePolicy
 
 from api.auth import CallerDep, StateDep, require_service
 from api.flows import PeriodBody, Started, UpgradeBody
+from api.routes.bills import IdempotencyKey
 from api.schemas import CONFLICT, ERRORS
-from api.temporal import start
+from api.temporal import request_id, start
 from billing.errors import Conflict, InvalidTransition, NotFound
 from billing.messages import BillingCycleInput, BillingRunInput, UpgradeInput
 from billing.periods import parse_period, period_bounds
-from billing.workflow_ids import billing_cycle_id, billing_run_id
+from billing.workflow_ids import billing_cycle_id, billing_run_id, manual_upgrade_id
 from store import tiers
 
 router = APIRouter(tags=["billing"], responses=ERRORS | CONFLICT)
@@ -29,22 +30,33 @@ async def _customer(state: StateDep, customer_id: str) -> dict[str, object]:
 
 @router.post("/v1/customers/{customer_id}/upgrade", status_code=202, response_model=Started)
 async def upgrade(
-    customer_id: str, body: UpgradeBody, state: StateDep, caller: CallerDep
+    customer_id: str,
+    body: UpgradeBody,
+    state: StateDep,
+    caller: CallerDep,
+    idempotency_key: IdempotencyKey = None,
 ) -> Started:
-    """Start the upgrade (or downgrade) saga; one tier change runs per customer at a time."""
+    """Start the upgrade (or downgrade) saga. Tier changes of one customer run one at a
+    time, in arrival order; each request is a new change (the same key, the same one)."""
     require_service(caller)
+    request = request_id(idempotency_key)
+    workflow_id = manual_upgrade_id(customer_id, body.tier.value, request)
     customer = await _customer(state, customer_id)
-    if customer["tier"] == body.tier.value:
+    if customer["tier"] == body.tier.value and not idempotency_key:
         raise InvalidTransition(f"{customer_id} is already on {body.tier.value}")
-    workflow_id = await start(
+    await start(
         state.temporal,
         state.settings,
         "UpgradeWorkflow",
-        UpgradeInput(customer_id=customer_id, target_tier=body.tier.value, reason="manual"),
-        workflow_id=f"upgrade-{customer_id}-manual",
-        reuse=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        UpgradeInput(
+            customer_id=customer_id,
+            target_tier=body.tier.value,
+            reason="manual",
+            request_id=request,
+        ),
+        workflow_id=workflow_id,
         summary=f"Move {customer_id} from {customer['tier']} to {body.tier.value}",
-        already="a tier change for this customer is already running",
+        already=None,
         customer_id=customer_id,
         tier=str(customer["tier"]),
     )

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header
-from temporalio.common import WorkflowIDReusePolicy
 
 from api.auth import CallerDep, StateDep, authorize_customer, require_service
 from api.flows import RefundBody, Started
 from api.schemas import CONFLICT, ERRORS
-from api.temporal import is_running, start, translated
+from api.temporal import exists, is_running, request_id, start, translated
 from billing.errors import InvalidInput, InvalidTransition, NotFound, RefundRefused
 from billing.messages import ChargeInput, RefundInput, RetryNow
 from billing.money import parse_money
@@ -21,7 +19,15 @@ from store.bill_views import bill_view, customer_bill_views
 
 router = APIRouter(tags=["bills"], responses=ERRORS)
 
-KEY_PATTERN = r"^[A-Za-z0-9_-]+$"
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="The same key is the same operation (answered again, nothing new "
+        "started); a new key, or none, is a new one.",
+    ),
+]
 
 
 async def _bill(state: StateDep, caller: CallerDep, bill_id: str) -> dict[str, Any]:
@@ -50,16 +56,22 @@ async def list_bills(customer_id: str, state: StateDep, caller: CallerDep) -> di
 
 
 @router.post("/v1/bills/{bill_id}/pay", status_code=202, response_model=Started, responses=CONFLICT)
-async def pay_now(bill_id: str, state: StateDep, caller: CallerDep) -> Started:
-    """Try the charge now: wakes a running dunning saga, or starts a one-try charge."""
+async def pay_now(
+    bill_id: str, state: StateDep, caller: CallerDep, idempotency_key: IdempotencyKey = None
+) -> Started:
+    """Try the charge now: wakes a running dunning saga, or starts a one-try charge.
+
+    Each request is its own try (its own gateway key); the same `Idempotency-Key` twice
+    is one try."""
     bill = await _bill(state, caller, bill_id)
     if bill["status"] not in ("pending", "uncollectible"):
         raise InvalidTransition(f"bill {bill_id} is {bill['status']}; nothing to pay")
+    request = request_id(idempotency_key)
     dunning_id = charge_id(bill_id)
     if await is_running(state.temporal, dunning_id):
         with translated(dunning_id):
             await state.temporal.get_workflow_handle(dunning_id).signal(
-                "retry_now", RetryNow(reason="pay now")
+                "retry_now", RetryNow(reason="pay now", request_id=request)
             )
         return Started(workflow_id=dunning_id, status="signalled")
     workflow_id = await start(
@@ -67,10 +79,9 @@ async def pay_now(bill_id: str, state: StateDep, caller: CallerDep) -> Started:
         state.settings,
         "ChargeWorkflow",
         ChargeInput(bill_id=bill_id, customer_id=bill["customer_id"], dunning=False),
-        workflow_id=f"{dunning_id}-pay-now",
-        reuse=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        workflow_id=f"{dunning_id}-pay-{request}",
         summary=f"Pay {bill_id} now",
-        already=f"a payment of {bill_id} is already under way",
+        already=None,
         customer_id=bill["customer_id"],
         tier=bill["tier"],
         bill_id=bill_id,
@@ -87,15 +98,16 @@ async def refund(
     body: RefundBody,
     state: StateDep,
     caller: CallerDep,
-    idempotency_key: Annotated[
-        str | None, Header(max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
-    ] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> Started:
     """Start the refund saga. The saga is the authority on what is refundable; this
     early check only spares an obviously refused saga. Send `Idempotency-Key` to make
     a retried request start one refund, not two."""
     require_service(caller)
     bill = await _bill(state, caller, bill_id)
+    if idempotency_key and await exists(state.temporal, refund_id(bill_id, idempotency_key)):
+        # The same request again: its first answer, whatever was refunded since.
+        return Started(workflow_id=refund_id(bill_id, idempotency_key))
     amount = None
     if body.amount is not None:
         try:
@@ -110,15 +122,15 @@ async def refund(
             f"bill {bill_id} has {bill['refundable']} {bill['currency']} refundable"
             + (f"; {amount} asked" if amount is not None else "")
         )
-    request_id = idempotency_key or uuid.uuid4().hex[:12]
+    request = request_id(idempotency_key)
     workflow_id = await start(
         state.temporal,
         state.settings,
         "RefundWorkflow",
-        RefundInput(bill_id=bill_id, amount=amount, reason=body.reason, request_id=request_id),
-        workflow_id=refund_id(bill_id, request_id),
+        RefundInput(bill_id=bill_id, amount=amount, reason=body.reason, request_id=request),
+        workflow_id=refund_id(bill_id, request),
         summary=f"Refund {amount or 'all refundable'} on {bill_id}: {body.reason}"[:200],
-        already="this refund request was already made",
+        already=None,
         customer_id=bill["customer_id"],
         tier=bill["tier"],
         bill_id=bill_id,

@@ -9,11 +9,13 @@ from fastapi import APIRouter, Request
 from pydantic import ValidationError
 
 from api.auth import StateDep
+from api.deps import AppState
 from api.schemas import ERRORS
-from api.temporal import is_running, translated
+from api.temporal import is_running, start, translated
 from billing.errors import InvalidInput
-from billing.messages import Settlement
+from billing.messages import PaymentReceivedInput, Settlement
 from billing.webhooks import CHARGE_SETTLED, SIGNATURE_HEADER, GatewayEvent, verify
+from billing.workflow_ids import payment_received_id
 
 router = APIRouter(tags=["webhooks"], responses=ERRORS)
 log = logging.getLogger("api.webhooks")
@@ -36,10 +38,12 @@ async def gateway_webhook(request: Request, state: StateDep) -> dict[str, object
         raise InvalidInput("the webhook body is not a gateway event") from exc
     workflow_id = event.data.metadata.get("workflow_id")
     if not workflow_id or not await is_running(state.temporal, workflow_id):
-        # Acknowledge, so the gateway stops retrying; the charge saga asks the gateway
-        # itself at its deadline, so a settlement is never lost for want of this signal.
-        log.warning("webhook %s for %s: no running saga to signal", event.id, workflow_id)
-        return {"received": True, "signalled": False}
+        # No saga waits for it: money that reached the gateway still reaches the ledger.
+        started = await _record_without_saga(state, event)
+        log.warning(
+            "webhook %s for %s: no running saga; recorded by %s", event.id, workflow_id, started
+        )
+        return {"received": True, "signalled": False, "workflow_id": started}
     settlement = Settlement(
         gateway_reference=event.data.gateway_reference,
         status="succeeded" if event.type == CHARGE_SETTLED else "failed",
@@ -50,3 +54,30 @@ async def gateway_webhook(request: Request, state: StateDep) -> dict[str, object
     with translated(workflow_id):
         await state.temporal.get_workflow_handle(workflow_id).signal("settle", settlement)
     return {"received": True, "signalled": True}
+
+
+async def _record_without_saga(state: AppState, event: GatewayEvent) -> str | None:
+    """A settled transfer whose saga has ended: PaymentReceivedWorkflow records it, once."""
+    bill_id = event.data.metadata.get("bill_id")
+    if event.type != CHARGE_SETTLED or not bill_id:
+        return None  # a failed transfer moved no money; reconciliation lists the rest
+    reference = event.data.gateway_reference
+    return await start(
+        state.temporal,
+        state.settings,
+        "PaymentReceivedWorkflow",
+        PaymentReceivedInput(
+            bill_id=bill_id,
+            gateway_reference=reference,
+            amount=event.data.amount,
+            currency=event.data.currency,
+            method="bank_transfer",
+            authorization_code=event.data.authorization_code,
+            source="webhook",
+        ),
+        workflow_id=payment_received_id(reference),
+        summary=f"Record {event.data.amount} {event.data.currency} for {bill_id} ({reference})",
+        already=None,
+        customer_id=event.data.metadata.get("customer_id"),
+        bill_id=bill_id,
+    )
