@@ -29,8 +29,10 @@ from store.db import create_pool
 from workflows.billing_cycle import BillingCycleWorkflow
 from workflows.billing_run import BillingRunWorkflow
 from workflows.charge import ChargeWorkflow
+from workflows.payment_received import PaymentReceivedWorkflow
 from workflows.reconciliation import ReconciliationWorkflow
 from workflows.refund import RefundWorkflow
+from workflows.subscription import SubscriptionWorkflow
 from workflows.upgrade import UpgradeWorkflow
 
 log = logging.getLogger("worker")
@@ -43,8 +45,10 @@ WORKFLOWS = [
     BillingCycleWorkflow,
     BillingRunWorkflow,
     ChargeWorkflow,
+    PaymentReceivedWorkflow,
     ReconciliationWorkflow,
     RefundWorkflow,
+    SubscriptionWorkflow,
     UpgradeWorkflow,
 ]
 
