@@ -81,6 +81,7 @@ def build_worker(
             customers.list_billable_customers,
             customers.tier_to_restore,
             turns.request_turn,
+            turns.is_running,
             ledger.issue_cycle_bill,
             ledger.issue_upgrade_bill,
             ledger.void_bill,

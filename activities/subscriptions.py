@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from temporalio import activity
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
 
 from billing.messages import SubscriptionInput, TurnRequest
 from billing.workflow_ids import subscription_id
@@ -30,3 +31,14 @@ class SubscriptionActivities:
             start_signal_args=[req],
             static_summary=f"Tier changes of {req.customer_id}, one at a time",
         )
+
+    @activity.defn
+    async def is_running(self, req: TurnRequest) -> bool:
+        """Whether the tier change holding the turn still runs (it may have been terminated)."""
+        try:
+            desc = await self.client.get_workflow_handle(req.workflow_id).describe()
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return False
+            raise
+        return desc.status == WorkflowExecutionStatus.RUNNING

@@ -51,7 +51,7 @@ class SubscriptionInput(Message):
     customer_id: str
     waiting: list[str] = []
     # With nobody waiting this long, the subscription closes; the next change reopens it.
-    idle: timedelta = timedelta(seconds=30)
+    idle: timedelta = timedelta(seconds=10)
 
 
 class TierToRestore(Message):

@@ -10,10 +10,17 @@ docs/workflows.md ("One tier change at a time").
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from activities.subscriptions import SubscriptionActivities
     from billing.messages import SagaStatus, SubscriptionInput, TurnRequest
+    from workflows.options import DB
+
+# A holder that never gives the turn back (terminated by hand) must not block the rest.
+_HOLDER_CHECK = timedelta(minutes=10)
 
 
 @workflow.defn
@@ -43,6 +50,19 @@ class SubscriptionWorkflow:
             details=f"{holder} has the turn; {len(self._waiting)} waiting",
         )
 
+    async def _until_released(self, customer_id: str) -> None:
+        while self._holder is not None:
+            try:
+                await workflow.wait_condition(lambda: self._holder is None, timeout=_HOLDER_CHECK)
+            except TimeoutError:
+                holder = TurnRequest(customer_id=customer_id, workflow_id=self._holder)
+                running = await workflow.execute_activity_method(
+                    SubscriptionActivities.is_running, holder, **DB
+                )
+                if not running:
+                    workflow.logger.warning("%s ended without giving the turn back", holder)
+                    self._holder = None
+
     @workflow.run
     async def run(self, inp: SubscriptionInput) -> None:
         self._waiting = [*inp.waiting, *self._waiting]
@@ -61,7 +81,7 @@ class SubscriptionWorkflow:
                 workflow.logger.warning("%s is gone; next in line", self._holder)
                 self._holder = None
                 continue
-            await workflow.wait_condition(lambda: self._holder is None)
+            await self._until_released(inp.customer_id)
             workflow.set_current_details(f"{len(self._waiting)} waiting")
             if workflow.info().is_continue_as_new_suggested():
                 await workflow.wait_condition(workflow.all_handlers_finished)
