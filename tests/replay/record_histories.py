@@ -28,6 +28,12 @@ from store.migrate import migrate_url
 from tests.integration.harness import LiveStack, live_stack
 
 HISTORIES = Path(__file__).parent / "histories"
+# Lost answers become look-ups after 3 s, not minutes.
+FAST_LOOKUPS: dict[str, Any] = {
+    "gateway_timeout": "1s",
+    "gateway_timeout_s": 1.0,
+    "gateway_retry_budget": "3s",
+}
 PERIOD = previous_period(period_of(datetime.now(UTC)))
 START = period_bounds(PERIOD)[0]
 
@@ -54,7 +60,7 @@ async def stack(settings, fresh_pool, temporal_client, tmp_path) -> AsyncIterato
     base = settings.model_copy(update={"database_url": url})
     async with live_stack(
         base, pool, temporal_client, tmp_path, dunning_schedule="1s,1s,1s",
-        bank_transfer_deadline="3s", billing_run_page_size=2,
+        bank_transfer_deadline="3s", billing_run_page_size=2, **FAST_LOOKUPS,
     ) as live:  # fmt: skip
         yield live
 
@@ -165,7 +171,7 @@ async def test_record_bank_transfer_past_deadline(
     base = settings.model_copy(update={"database_url": url})
     async with live_stack(
         base, pool, temporal_client, tmp_path, dunning_schedule="",
-        bank_transfer_deadline="1s", bank_transfer_settlement_delay="30s",
+        bank_transfer_deadline="1s", bank_transfer_settlement_delay="5s",
     ) as live:  # fmt: skip
         cid = await customer(live, "starter", "tok_success", method="bank_transfer")
         cycle, charge = await bill(live, cid)
@@ -230,3 +236,103 @@ async def test_record_billing_run(stack: LiveStack, temporal_client: Client) -> 
     (HISTORIES / "billing_run_continue_as_new.json").write_text(
         json.dumps(records, indent=1) + "\n"
     )
+
+
+# --- Paths of issue 12 ------------------------------------------------------------------
+
+GOOD_CARD = {"type": "credit_card", "token": "tok_success"}
+
+
+async def test_record_lost_answers(stack: LiveStack, temporal_client: Client) -> None:
+    cid = await customer(stack, "starter", "tok_lost_answer")
+    cycle, charge = await bill(stack, cid)
+    await save(temporal_client, "charge_lost_answer_resolved", cycle, charge)
+    bill_id = charge.removeprefix("charge-")
+    handle = await temporal_client.start_workflow(
+        "RefundWorkflow",
+        RefundInput(bill_id=bill_id, amount=None, reason="lost answer", request_id="lost"),
+        id=f"refund-{bill_id}-lost",
+        task_queue=stack.settings.task_queue,
+    )
+    await save(temporal_client, "refund_lost_answer_resolved", handle.id)
+
+
+async def test_record_settled_late(settings, fresh_pool, temporal_client, tmp_path) -> None:
+    url, pool = fresh_pool
+    base = settings.model_copy(update={"database_url": url})
+    async with live_stack(
+        base, pool, temporal_client, tmp_path, dunning_schedule="", bank_transfer_deadline="1s",
+    ) as live:  # fmt: skip
+        cid = await customer(live, "starter", "tok_settles_late", method="bank_transfer")
+        cycle, charge = await bill(live, cid)
+        await save(temporal_client, "bank_transfer_settled_late", cycle, charge)
+
+
+async def test_record_awaiting_method(stack: LiveStack, temporal_client: Client) -> None:
+    cid = await customer(stack, "starter", "tok_card_declined")
+    started = await stack.api.post(
+        f"/v1/customers/{cid}/billing-cycles", json={"period": PERIOD}, headers=stack.auth
+    )
+    cycle = started.json()["workflow_id"]
+    await asyncio.sleep(1.5)  # hard-declined; no other method: the saga waits for one
+    await stack.api.post(f"/v1/customers/{cid}/payment-methods", json=GOOD_CARD, headers=stack.auth)
+    result = await live_result(stack, cycle)
+    await save(
+        temporal_client, "charge_awaiting_payment_method", cycle, f"charge-{result['bill_id']}"
+    )
+
+
+async def test_record_turns(stack: LiveStack, temporal_client: Client) -> None:
+    cid = await customer(stack, "starter", "tok_success")
+    ids = []
+    for tier in ("professional", "enterprise"):
+        started = await stack.api.post(
+            f"/v1/customers/{cid}/upgrade", json={"tier": tier}, headers=stack.auth
+        )
+        ids.append(started.json()["workflow_id"])
+    for workflow_id in ids:
+        await _closed(temporal_client.get_workflow_handle(workflow_id))
+    bills = await stack.pool.fetch("SELECT id FROM bills WHERE customer_id = $1", cid)
+    charges = [f"charge-{b['id']}" for b in bills]
+    await save(temporal_client, "tier_changes_take_turns", *ids, *charges, f"subscription-{cid}")
+
+
+async def test_record_dunning_downgrade_then_restore(
+    stack: LiveStack, temporal_client: Client
+) -> None:
+    cid = await customer(stack, "starter", "tok_insufficient_funds")
+    cycle, charge = await bill(stack, cid)
+    bill_id = charge.removeprefix("charge-")
+    await _closed(temporal_client.get_workflow_handle(charge))
+    downgrade = f"upgrade-{cid}-free-dunning-{bill_id}"
+    await _closed(temporal_client.get_workflow_handle(downgrade))
+    await stack.api.post(f"/v1/customers/{cid}/payment-methods", json=GOOD_CARD, headers=stack.auth)
+    paid = await stack.api.post(
+        f"/v1/bills/{bill_id}/pay", headers={**stack.auth, "Idempotency-Key": "late"}
+    )
+    pay_now = paid.json()["workflow_id"]
+    await _closed(temporal_client.get_workflow_handle(pay_now))
+    restore = f"upgrade-{cid}-starter-restore-{bill_id}"
+    await save(
+        temporal_client, "dunning_downgrade_then_restored", cycle, charge, downgrade, pay_now,
+        restore,
+    )  # fmt: skip
+
+
+async def test_record_reconciliation(stack: LiveStack, temporal_client: Client) -> None:
+    cid = await customer(stack, "starter", "tok_success")
+    _, charge = await bill(stack, cid)
+    bill_id = charge.removeprefix("charge-")
+    stack.allow_captures(bill_id, 2)
+    made = await stack.sim.post(
+        "/_sim/charges",
+        json={"bill_id": bill_id, "amount": "10.00", "currency": "USD", "token": "tok_success"},
+    )
+    reference = made.json()["gateway_reference"]
+    started = await stack.api.post("/v1/reconciliations", json={}, headers=stack.auth)
+    run = started.json()["workflow_id"]
+    await _closed(temporal_client.get_workflow_handle(run))
+    await save(
+        temporal_client, "payment_found_by_reconciliation", run, f"payment-{reference}",
+        f"refund-{bill_id}-overpayment-{reference}",
+    )  # fmt: skip
