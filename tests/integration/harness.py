@@ -13,7 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +110,28 @@ class LiveStack:
         """This bill's path may capture it `captures` times (an overpayment, refunded)."""
         self.captures_allowed[bill_id] = captures
 
+    async def reconcile_clean(self, since: datetime) -> dict[str, Any]:
+        """Reconcile this stack's gateway against the ledger: nothing to fix, nothing unknown.
+
+        The books check asserted the ledger equals the gateway; this asks the product's own
+        reconciliation the same question, so it is proven on every stack a test runs.
+        """
+        started = await self.api.post(
+            "/v1/reconciliations", json={"since": since.isoformat()}, headers=self.auth
+        )
+        assert started.status_code == 202, started.text
+        report_id = started.json()["id"]
+        async with asyncio.timeout(60):
+            while True:
+                answer = await self.api.get(f"/v1/reconciliations/{report_id}", headers=self.auth)
+                report: dict[str, Any] = answer.json()
+                if report.get("status") == "completed":
+                    break
+                await asyncio.sleep(0.1)
+        assert report["unresolved"] == [], report
+        assert report["fixed"] == [], report
+        return report
+
     async def check_books(self, *, settle_s: float = 0.0) -> BooksFigures:
         return await assert_books_match_gateway(
             self.pool,
@@ -140,6 +162,7 @@ async def live_stack(
     # The database's clock stamps bills.created_at, so it has no skew to allow for; a
     # margin would take in the last bills of the test before, made on another simulator.
     since = None if own_database else await pool.fetchval("SELECT clock_timestamp()")
+    opened = datetime.now(UTC) - timedelta(seconds=1)
     api_sock, sim_sock = bound_socket(), bound_socket()
     api_url = f"http://127.0.0.1:{api_sock.getsockname()[1]}"
     sim_url = f"http://127.0.0.1:{sim_sock.getsockname()[1]}"
@@ -166,5 +189,6 @@ async def live_stack(
             yield live
             # Only after a clean exit: a test's own failure is not masked by this one.
             await live.check_books(settle_s=BOOKS_SETTLE_S)
+            await live.reconcile_clean(opened)
         finally:
             await gateway.aclose()
