@@ -11,7 +11,7 @@ from api.auth import CallerDep, StateDep, require_service
 from api.flows import PeriodBody, Started, UpgradeBody
 from api.routes.bills import IdempotencyKey
 from api.schemas import CONFLICT, ERRORS
-from api.temporal import request_id, start
+from api.temporal import exists, request_id, start
 from billing.errors import Conflict, InvalidTransition, NotFound
 from billing.messages import BillingCycleInput, BillingRunInput, UpgradeInput
 from billing.periods import parse_period, period_bounds
@@ -42,7 +42,9 @@ async def upgrade(
     request = request_id(idempotency_key)
     workflow_id = manual_upgrade_id(customer_id, body.tier.value, request)
     customer = await _customer(state, customer_id)
-    if customer["tier"] == body.tier.value and not idempotency_key:
+    if idempotency_key and await exists(state.temporal, workflow_id):
+        return Started(workflow_id=workflow_id)  # the same request again: its first answer
+    if customer["tier"] == body.tier.value:
         raise InvalidTransition(f"{customer_id} is already on {body.tier.value}")
     await start(
         state.temporal,

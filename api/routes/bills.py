@@ -64,10 +64,13 @@ async def pay_now(
     Each request is its own try (its own gateway key); the same `Idempotency-Key` twice
     is one try."""
     bill = await _bill(state, caller, bill_id)
-    if bill["status"] not in ("pending", "uncollectible"):
-        raise InvalidTransition(f"bill {bill_id} is {bill['status']}; nothing to pay")
     request = request_id(idempotency_key)
     dunning_id = charge_id(bill_id)
+    pay_id = f"{dunning_id}-pay-{request}"
+    if idempotency_key and await exists(state.temporal, pay_id):
+        return Started(workflow_id=pay_id)  # the same request again: its first answer
+    if bill["status"] not in ("pending", "uncollectible"):
+        raise InvalidTransition(f"bill {bill_id} is {bill['status']}; nothing to pay")
     if await is_running(state.temporal, dunning_id):
         with translated(dunning_id):
             await state.temporal.get_workflow_handle(dunning_id).signal(
@@ -79,7 +82,7 @@ async def pay_now(
         state.settings,
         "ChargeWorkflow",
         ChargeInput(bill_id=bill_id, customer_id=bill["customer_id"], dunning=False),
-        workflow_id=f"{dunning_id}-pay-{request}",
+        workflow_id=pay_id,
         summary=f"Pay {bill_id} now",
         already=None,
         customer_id=bill["customer_id"],
