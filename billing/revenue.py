@@ -21,6 +21,9 @@ from billing.periods import parse_period
 
 _RATE_QUANTUM = Decimal("0.0001")
 MONEY_FIELDS = ("billed", "collected", "refunded", "net", "outstanding", "written_off", "tax")
+# Money received beyond what bills asked (paid twice), and what of it went back: reported
+# apart (in the totals), since it was never revenue.
+OVERPAYMENT_FIELDS = ("overpaid", "overpayment_refunded")
 
 
 class BillFacts(BaseModel):
@@ -55,9 +58,12 @@ class Figures(BaseModel):
     outstanding: Decimal = Decimal(0)
     written_off: Decimal = Decimal(0)
     tax: Decimal = Decimal(0)
+    overpaid: Decimal = Decimal(0)
+    overpayment_refunded: Decimal = Decimal(0)
 
     def __add__(self, other: Figures) -> Figures:
-        return Figures(**{f: getattr(self, f) + getattr(other, f) for f in MONEY_FIELDS})
+        fields = MONEY_FIELDS + OVERPAYMENT_FIELDS
+        return Figures(**{f: getattr(self, f) + getattr(other, f) for f in fields})
 
 
 class TierFigures(BaseModel):
@@ -82,14 +88,15 @@ class RevenueReport(BaseModel):
     def to_json(self) -> dict[str, object]:
         """The contract's shape: money as decimal strings, the rate with 4 places or null."""
 
-        def money(figures: Figures) -> dict[str, str]:
-            return {f: format_money(getattr(figures, f), self.currency) for f in MONEY_FIELDS}
+        def money(figures: Figures, fields: tuple[str, ...] = MONEY_FIELDS) -> dict[str, str]:
+            return {f: format_money(getattr(figures, f), self.currency) for f in fields}
 
         rate = self.payment_success_rate
         return {
             "period": self.period,
             "currency": self.currency,
             **money(self.figures),
+            **money(self.figures, OVERPAYMENT_FIELDS),
             "payment_success_rate": None if rate is None else f"{rate:f}",
             "customers": self.customers,
             "bills": self.bills,
@@ -119,7 +126,8 @@ def bill_figures(bill: BillFacts) -> Figures | None:
     # An overpayment and its refund are a wash, not revenue: both leave the figures, so
     # collected never exceeds billed and the sums still close while the refund runs.
     overpaid = max(bill.captured - bill.issued, Decimal(0))
-    collected, refunded = bill.captured - overpaid, bill.refunded - min(bill.refunded, overpaid)
+    returned = min(bill.refunded, overpaid)
+    collected, refunded = bill.captured - overpaid, bill.refunded - returned
     # A write-off that a later payment recovered is no longer written off: only what is
     # still unpaid can be, so outstanding never goes negative and the sums still close.
     written_off = min(bill.written_off, bill.issued - collected)
@@ -131,6 +139,8 @@ def bill_figures(bill: BillFacts) -> Figures | None:
         outstanding=bill.issued - collected - written_off,
         written_off=written_off,
         tax=bill.tax,
+        overpaid=overpaid,
+        overpayment_refunded=returned,
     )
 
 
@@ -146,7 +156,7 @@ def revenue_report(period: str, currency: str, bills: Iterable[BillFacts]) -> Re
     """The report of `period` from its bills; every tier of the catalog is listed, even at 0."""
     parse_period(period)
     zero = round_money(Decimal(0), currency)
-    empty = Figures(**dict.fromkeys(MONEY_FIELDS, zero))
+    empty = Figures(**dict.fromkeys(MONEY_FIELDS + OVERPAYMENT_FIELDS, zero))
     totals = empty
     tiers: dict[str, Figures] = {t.value: empty for t in TIER_ORDER}
     tier_customers: dict[str, set[str]] = {t.value: set() for t in TIER_ORDER}

@@ -73,6 +73,8 @@ def test_a_period_worked_by_hand():
         "outstanding": "50.00",
         "written_off": "54.13",
         "tax": "54.46",
+        "overpaid": "0.00",
+        "overpayment_refunded": "0.00",
         "payment_success_rate": "0.2000",
         "customers": 3,
         "bills": 4,
@@ -137,6 +139,7 @@ def test_an_overpayment_and_its_refund_are_a_wash():
         Decimal("10.00"),
         Decimal("0.00"),
     )
+    assert (figures.overpaid, figures.overpayment_refunded) == (Decimal("10.00"), Decimal("10.00"))
     # Money received after a void is refunded whole and leaves the report alone.
     assert bill_figures(bill(captured=Decimal("1.00"), voided=True)) is None
 
