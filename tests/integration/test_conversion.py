@@ -112,7 +112,9 @@ async def test_crossing_the_free_limit_records_everything_and_starts_one_upgrade
     )
     assert later.status_code == 201
     assert (await handle.describe()).run_id == description.run_id
-    assert not await start_auto_conversion(temporal_client, conv_settings, customer["id"])
+    # A start while the saga runs joins it (USE_EXISTING, issue 12): still the one run.
+    assert await start_auto_conversion(temporal_client, conv_settings, customer["id"])
+    assert (await handle.describe()).run_id == description.run_id
     assert await runs_for(temporal_client, customer["id"]) == 1
     await handle.terminate("test over: no worker runs this saga here")
 

@@ -189,7 +189,9 @@ async def test_manual_upgrade_and_downgrade_through_the_api(
     )
     assert up.status_code == 202
     workflow_id = up.json()["workflow_id"]
-    assert workflow_id == f"upgrade-{c['id']}-manual"
+    # Every request is its own change: the id carries the tier and the request's own id.
+    assert workflow_id.startswith(f"upgrade-{c['id']}-professional-")
+    assert workflow_id != f"upgrade-{c['id']}-professional-"
     await temporal_client.get_workflow_handle(workflow_id).result()
     status = (await stack.api.get(f"/v1/workflows/{workflow_id}", headers=stack.auth)).json()
     assert (status["status"], status["step"]) == ("COMPLETED", "upgraded")
