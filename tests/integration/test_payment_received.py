@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import pytest
-
 from temporalio.client import Client
 
 from billing.workflow_ids import overpayment_refund_id, payment_received_id
