@@ -42,6 +42,8 @@ _ORDER = ["free", "starter", "professional", "enterprise"]
 # Issue 12: tier changes of one customer wait for their turn (sagas from before did not).
 ONE_AT_A_TIME = "one-tier-change-at-a-time"
 _NO_BILL = ("dunning", "restore")  # tier changes that settle nothing new
+_ONLY_UP = ("auto_conversion", "restore")  # never a reason to move a customer down
+NEVER_DOWN_BY_ACCIDENT = "conversion-never-downgrades"
 
 
 @workflow.defn
@@ -112,6 +114,10 @@ class UpgradeWorkflow:
             self._step("unchanged", f"{inp.customer_id} is already on {target}")
             return result
         down = _ORDER.index(target) < _ORDER.index(current)
+        if down and inp.reason in _ONLY_UP and workflow.patched(NEVER_DOWN_BY_ACCIDENT):
+            # A conversion (or restore) whose turn came after a bigger upgrade: nothing to do.
+            self._step("unchanged", f"{inp.customer_id} is on {current}, above {target}")
+            return result
         if down or inp.reason in _NO_BILL:
             await workflow.execute_activity_method(
                 CustomerActivities.change_tier,
