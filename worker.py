@@ -13,10 +13,13 @@ from activities.config import ConfigActivities
 from activities.customers import CustomerActivities
 from activities.gateway import GatewayActivities
 from activities.ledger import LedgerActivities
+from activities.outbox import OutboxActivities
 from activities.reconciliation import ReconciliationActivities
 from activities.refunds import RefundActivities
 from activities.subscriptions import SubscriptionActivities
+from activities.webhook_delivery import WebhookDeliveryActivities
 from billing.catalog import DEFAULT_CATALOG
+from billing.outbound import attempt_queue
 from billing.payments import PaymentGateway
 from billing.settings import Settings
 from observability.codec import data_converter
@@ -34,6 +37,8 @@ from workflows.reconciliation import ReconciliationWorkflow
 from workflows.refund import RefundWorkflow
 from workflows.subscription import SubscriptionWorkflow
 from workflows.upgrade import UpgradeWorkflow
+from workflows.webhook_delivery import WebhookDeliveryWorkflow
+from workflows.webhook_dispatch import WebhookDispatchWorkflow, ensure_dispatcher
 
 log = logging.getLogger("worker")
 
@@ -50,6 +55,8 @@ WORKFLOWS = [
     RefundWorkflow,
     SubscriptionWorkflow,
     UpgradeWorkflow,
+    WebhookDeliveryWorkflow,
+    WebhookDispatchWorkflow,
 ]
 
 
@@ -69,6 +76,7 @@ def build_worker(
     refunds = RefundActivities(pool)
     turns = SubscriptionActivities(client, task_queue or settings.task_queue)
     reconciliation = ReconciliationActivities(pool, gateway)
+    outbox = OutboxActivities(pool, client, task_queue or settings.task_queue, settings)
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
@@ -103,8 +111,26 @@ def build_worker(
             reconciliation.record_refunds,
             reconciliation.begin_report,
             reconciliation.save_report,
+            outbox.dispatch_events,
+            outbox.endpoint_exhausted,
         ],
         max_concurrent_activities=100,
+        interceptors=[LogContextInterceptor()],
+    )
+
+
+def build_webhook_worker(
+    client: Client, settings: Settings, pool: asyncpg.Pool, *, task_queue: str | None = None
+) -> Worker:
+    """The HTTP attempts of outbound webhooks, on their own queue and slots: a slow or dead
+    receiver holds none of the sagas' (docs/webhooks.md)."""
+    deliveries = WebhookDeliveryActivities(pool, settings)
+    return Worker(
+        client,
+        task_queue=attempt_queue(task_queue or settings.task_queue),
+        activities=[deliveries.attempt_delivery],
+        # Attempts are awaits on sockets, not threads: many may wait on slow receivers.
+        max_concurrent_activities=500,
         interceptors=[LogContextInterceptor()],
     )
 
@@ -126,9 +152,12 @@ async def main() -> None:
         settings.gateway_url, timeout_s=settings.gateway_timeout_delta.total_seconds()
     )
     worker = build_worker(client, settings, pool, gateway)
+    webhooks = build_webhook_worker(client, settings, pool)
+    await ensure_dispatcher(client, settings.task_queue)
     log.info("worker polling task queue %s", settings.task_queue)
     try:
-        await worker.run()
+        async with webhooks:
+            await worker.run()
     finally:
         await gateway.aclose()
         await pool.close()

@@ -20,10 +20,12 @@ from api.routes import (
     billing,
     bills,
     customers,
+    events,
     health,
     reconciliations,
     reports,
     usage,
+    webhook_endpoints,
     webhooks,
     workflows,
 )
@@ -130,4 +132,6 @@ def create_app(
     for module in (health, customers, usage, bills, billing, workflows, webhooks, reports):
         app.include_router(module.router)
     app.include_router(reconciliations.router)
+    app.include_router(webhook_endpoints.router)
+    app.include_router(events.router)
     return app

@@ -66,6 +66,12 @@ class Settings(BaseSettings):
     billing_run_concurrency: int = Field(default=20, ge=1, le=1000)
     billing_run_page_size: int = Field(default=500, ge=1, le=10_000)
 
+    # Outbound webhooks (docs/webhooks.md): waits between attempts, about 3 days in all.
+    webhook_retry_schedule: str = "5s,5m,30m,2h,5h,10h,10h,24h,24h"
+    webhook_timeout: str = "10s"  # per attempt: connect, send and the receiver's answer
+    # Private and loopback targets; None: allowed in dev and test, refused in production.
+    webhook_allow_private: bool | None = None
+
     # Rate limiting
     rate_limit_redis_down: Literal["allow", "deny"] = "allow"
 
@@ -90,13 +96,14 @@ class Settings(BaseSettings):
         "bank_transfer_deadline",
         "gateway_timeout",
         "gateway_retry_budget",
+        "webhook_timeout",
     )
     @classmethod
     def _is_duration(cls, value: str) -> str:
         parse_duration(value)
         return value
 
-    @field_validator("dunning_schedule")
+    @field_validator("dunning_schedule", "webhook_retry_schedule")
     @classmethod
     def _is_schedule(cls, value: str) -> str:
         parse_schedule(value)
@@ -155,6 +162,20 @@ class Settings(BaseSettings):
     @property
     def gateway_retry_budget_delta(self) -> timedelta:
         return parse_duration(self.gateway_retry_budget)
+
+    @property
+    def webhook_delays(self) -> list[timedelta]:
+        return parse_schedule(self.webhook_retry_schedule)
+
+    @property
+    def webhook_timeout_delta(self) -> timedelta:
+        return parse_duration(self.webhook_timeout)
+
+    @property
+    def webhooks_reach_private(self) -> bool:
+        if self.webhook_allow_private is None:
+            return self.environment != "production"
+        return self.webhook_allow_private
 
 
 def aes_key(text: str) -> bytes:

@@ -25,6 +25,7 @@ SEARCH_ATTRIBUTES = {
     "Tier": "Keyword",
     "BillId": "Keyword",
     "BillingPeriod": "Keyword",
+    "WebhookEndpointId": "Keyword",  # outbound webhook deliveries (docs/webhooks.md)
 }
 
 
@@ -76,7 +77,7 @@ def _registered(address: str, namespace: str) -> dict[str, str]:
 
 
 def ensure_search_attributes(address: str, namespace: str = NAMESPACE) -> None:
-    """Create whichever of SEARCH_ATTRIBUTES the namespace lacks; then all four are listed."""
+    """Create whichever of SEARCH_ATTRIBUTES the namespace lacks; then all are listed."""
     present = _registered(address, namespace)
     for name, kind in SEARCH_ATTRIBUTES.items():
         if name in present:

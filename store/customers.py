@@ -10,7 +10,9 @@ from typing import Any
 import asyncpg
 
 from billing.catalog import Tier
+from billing.events import EventType
 from billing.metering import TierChange
+from store.outbox import emit
 
 _COLUMNS = """
     c.id, c.name, c.email, c.tier, c.status, c.auto_upgrade, c.tax_rate, c.currency,
@@ -133,8 +135,27 @@ def _customer(row: asyncpg.Record) -> CustomerRow:
     )
 
 
+def customer_event_data(row: CustomerRow) -> dict[str, Any]:
+    """The customer as `GET /v1/customers/{id}` shows it (never its key)."""
+    method = row.payment_method
+    return {
+        "id": row.id,
+        "name": row.name,
+        "email": row.email,
+        "tier": row.tier,
+        "status": row.status,
+        "auto_upgrade": row.auto_upgrade,
+        "tax_rate": f"{row.tax_rate.normalize():f}" if row.tax_rate else "0",
+        "currency": row.currency,
+        "started_at": row.started_at,
+        "created_at": row.created_at,
+        "payment_method": None if method is None else vars(method),
+    }
+
+
 async def create_customer(pool: asyncpg.Pool, new: NewCustomer) -> CustomerRow:
-    """The customer and its initial tier_changes row, in one transaction."""
+    """The customer, its initial tier_changes row and its customer.created event, in one
+    transaction."""
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(
             INSERT_CUSTOMER,
@@ -150,8 +171,15 @@ async def create_customer(pool: asyncpg.Pool, new: NewCustomer) -> CustomerRow:
         )
         await conn.execute(INSERT_INITIAL_TIER, new.id, new.tier, new.started_at)
         row = await conn.fetchrow(GET_CUSTOMER, new.id)
-    assert row is not None
-    return _customer(row)
+        assert row is not None
+        customer = _customer(row)
+        await emit(
+            conn,
+            type=EventType.CUSTOMER_CREATED,
+            customer_id=new.id,
+            data=customer_event_data(customer),
+        )
+    return customer
 
 
 async def get_customer(pool: asyncpg.Pool, customer_id: str) -> CustomerRow | None:

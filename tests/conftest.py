@@ -94,7 +94,7 @@ async def redis_url(devstack_dir: Path) -> AsyncIterator[str]:
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def temporal_address(devstack_dir: Path) -> AsyncIterator[str]:
-    """A Temporal frontend whose `default` namespace has the four billing search attributes."""
+    """A Temporal frontend whose `default` namespace has the billing search attributes."""
     address = os.environ.get("TEMPORAL_ADDRESS")
     if address:
         await asyncio.to_thread(ensure_search_attributes, address, NAMESPACE)

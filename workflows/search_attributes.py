@@ -8,6 +8,8 @@ CUSTOMER_ID = SearchAttributeKey.for_keyword("CustomerId")
 TIER = SearchAttributeKey.for_keyword("Tier")
 BILL_ID = SearchAttributeKey.for_keyword("BillId")
 BILLING_PERIOD = SearchAttributeKey.for_keyword("BillingPeriod")
+# Outbound webhook deliveries, found by the endpoint they go to (set by the workflow itself).
+WEBHOOK_ENDPOINT_ID = SearchAttributeKey.for_keyword("WebhookEndpointId")
 
 ALL = (CUSTOMER_ID, TIER, BILL_ID, BILLING_PERIOD)
 
