@@ -4,6 +4,7 @@
     billing customers [--json]
     billing bills --customer cus_... [--json]
     billing reconcile [--since 2026-05-01T00:00:00Z] [--json]
+    billing listen [--forward-to http://127.0.0.1:3000/hooks] [--events bill.paid,...] [--json]
 
 BILLING_API_URL (default http://127.0.0.1:8000) and BILLING_API_KEY (default the dev key
 that `make run` uses) say where and as whom. Exit status: 0 done, 1 the API refused, 2 the
@@ -23,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from api.listen import listen
 from billing.settings import DEV_API_KEY
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -166,7 +168,13 @@ def parser() -> argparse.ArgumentParser:
     rec = commands.add_parser("reconcile", help="compare the gateway with the ledger, fix it")
     rec.add_argument("--since", help="ISO 8601 time with a zone; default: 2 days ago")
     rec.set_defaults(run=reconcile)
-    for command in (rep, cus, bil, rec):
+    lis = commands.add_parser("listen", help="print the local stack's events; forward them")
+    lis.add_argument("--forward-to", help="POST each event here, signed headers and all")
+    lis.add_argument("--events", help="comma-separated types (default: every type)")
+    lis.add_argument("--port", type=int, default=0, help="the local receiver's port (default: any)")
+    lis.add_argument("--exit-after", type=int, default=0, help="stop after this many events")
+    lis.set_defaults(run=lambda client, args: listen(client, args, _answer))
+    for command in (rep, cus, bil, rec, lis):
         command.add_argument("--json", action="store_true", help="the API's JSON, as is")
     return top
 

@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from api import cli
 from store.outbox import emit
 
 from .harness import LiveStack
@@ -290,3 +291,28 @@ async def test_tokens_are_stripped_before_the_event_is_stored(
         )
     data = await db_pool.fetchval("SELECT data FROM events WHERE id = $1", event_id)
     assert data == {"id": "bill_1", "method": {"type": "credit_card"}}
+
+
+async def test_billing_listen_prints_and_forwards(stack: LiveStack, capsys) -> None:
+    argv = ["--url", str(stack.api.base_url), "--key", stack.auth["Authorization"][7:]]
+    async with receiving() as app:
+        argv += ["listen", "--forward-to", app.url, "--events", "customer.created"]
+        running = asyncio.create_task(asyncio.to_thread(cli.main, [*argv, "--exit-after", "1"]))
+
+        async def registered() -> list[dict[str, Any]]:
+            page = await stack.api.get("/v1/webhook-endpoints", headers=stack.auth)
+            found = page.json()["endpoints"]
+            return [e for e in found if e["description"] == "billing listen (temporary)"]
+
+        (endpoint,) = await eventually(registered)
+        customer = await new_customer(stack)
+        assert await asyncio.wait_for(running, 20) == 0
+    printed = capsys.readouterr().out
+    secret = printed.split("Signing secret of this session: ")[1].split()[0]
+    event = await event_of(stack, customer["id"], "customer.created")
+    (forwarded,) = app.of(event["id"])
+    assert forwarded.verify(secret)["id"] == event["id"]  # forwarded unchanged, headers and all
+    assert f"customer.created             {event['id']}  {customer['id']}  seq 1  -> 200" in printed
+    assert "endpoint " + endpoint["id"] + " deleted" in printed
+    gone = await stack.api.get(f"/v1/webhook-endpoints/{endpoint['id']}", headers=stack.auth)
+    assert gone.status_code == 404
