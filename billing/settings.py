@@ -10,7 +10,7 @@ import base64
 import binascii
 from datetime import timedelta
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -69,8 +69,8 @@ class Settings(BaseSettings):
     # Outbound webhooks (docs/webhooks.md): waits between attempts, about 3 days in all.
     webhook_retry_schedule: str = "5s,5m,30m,2h,5h,10h,10h,24h,24h"
     webhook_timeout: str = "10s"  # per attempt: connect, send and the receiver's answer
-    # Private and loopback targets; None: allowed in dev and test, refused in production.
-    webhook_allow_private: bool | None = None
+    # Private and loopback targets may be called: by default in dev and test, not in production.
+    webhook_allow_private: bool = True
 
     # Rate limiting
     rate_limit_redis_down: Literal["allow", "deny"] = "allow"
@@ -108,6 +108,15 @@ class Settings(BaseSettings):
     def _is_schedule(cls, value: str) -> str:
         parse_schedule(value)
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_private_webhooks_in_production(cls, data: Any) -> Any:
+        """WEBHOOK_ALLOW_PRIVATE defaults to false in production, unless set explicitly."""
+        if isinstance(data, dict) and "webhook_allow_private" not in data:
+            if str(data.get("environment", "")).lower() == "production":
+                return {**data, "webhook_allow_private": False}
+        return data
 
     @field_validator("payload_codec_key")
     @classmethod
@@ -173,8 +182,6 @@ class Settings(BaseSettings):
 
     @property
     def webhooks_reach_private(self) -> bool:
-        if self.webhook_allow_private is None:
-            return self.environment != "production"
         return self.webhook_allow_private
 
 

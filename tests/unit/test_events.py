@@ -188,6 +188,14 @@ def test_private_targets_default_by_environment() -> None:
     assert Settings(environment="dev").webhooks_reach_private
     assert Settings(environment="test").webhooks_reach_private
     assert not Settings(environment="test", webhook_allow_private=False).webhooks_reach_private
+    production = {
+        "environment": "production",
+        "billing_api_key": "sk_live_" + "k" * 24,
+        "gateway_webhook_secret": "whsec_" + "s" * 24,
+        "payload_codec_key": "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY=",
+    }
+    assert not Settings(**production).webhooks_reach_private
+    assert Settings(**production, webhook_allow_private=True).webhooks_reach_private
 
 
 def test_retry_schedule_is_a_setting_of_about_three_days() -> None:
