@@ -168,6 +168,24 @@ async def test_an_endpoint_dead_for_the_whole_schedule_is_disabled(stack: LiveSt
     assert [d["status"] for d in detail["deliveries"]] == ["failed"]
 
 
+async def test_a_slow_endpoint_does_not_hold_up_another(stack: LiveStack) -> None:
+    async with (
+        receiving(Receiver(delay_s=5.0)) as slow,  # past WEBHOOK_TIMEOUT (2s): a time-out
+        receiving() as quick,
+    ):
+        slow_endpoint = await register(stack, slow.url, ["customer.created"])
+        await register(stack, quick.url, ["customer.created"])
+        customer = await new_customer(stack)
+        event = await event_of(stack, customer["id"], "customer.created")
+        began = asyncio.get_running_loop().time()
+        await eventually(lambda: asyncio.sleep(0, quick.of(event["id"])))
+        assert asyncio.get_running_loop().time() - began < 1.5
+        assert slow.of(event["id"])  # asked, and still not answered
+        (timed_out, *_) = await eventually(lambda: deliveries(stack, slow_endpoint["id"]))
+    assert "ReadTimeout" in timed_out["error"]
+    assert timed_out["latency_ms"] >= 2000
+
+
 async def test_redeliver_sends_the_same_event_again(stack: LiveStack) -> None:
     async with receiving() as receiver:
         endpoint = await register(stack, receiver.url, ["customer.created"])
