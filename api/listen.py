@@ -4,14 +4,15 @@ Registers a temporary webhook endpoint pointing at a small receiver on 127.0.0.1
 command runs itself, verifies each delivery's Standard Webhooks signature, prints it,
 forwards it unchanged (body and `webhook-*` headers) to `--forward-to`, and answers with
 the forward's status, so a failing local app is retried like any receiver. The endpoint
-is deleted on Ctrl-C. The service refuses loopback endpoints outside dev, so this is for
-`make run`, as payment providers' CLIs are for their test mode.
+is deleted on Ctrl-C (or SIGTERM). The service refuses loopback endpoints outside dev,
+so this is for `make run`, as payment providers' CLIs are for their test mode.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import threading
 from collections.abc import Callable
@@ -125,12 +126,20 @@ def listen(
     target = args.forward_to or "nowhere (answering 200)"
     _say(f"Ready: endpoint {made['id']} -> {url}, forwarding to {target}. Ctrl-C to stop.")
     _say(f"Signing secret of this session: {made['secret']}")
+    # SIGTERM stops it as Ctrl-C does, so the endpoint is deleted either way (signal
+    # handlers belong to the main thread; a caller running this in a thread has its own).
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM)
+    if main:
+        signal.signal(signal.SIGTERM, lambda _signum, _frame: listener.done.set())
     try:
         while not listener.done.wait(0.2):
             pass
     except KeyboardInterrupt:
         pass
     finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
         server.shutdown()
         server.server_close()
         client.delete(f"/v1/webhook-endpoints/{made['id']}")

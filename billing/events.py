@@ -51,6 +51,14 @@ def event_type(value: str) -> EventType:
         raise ValueError(f"unknown event type {value!r}; known: {known}") from None
 
 
+def iso_time(value: datetime | date) -> str:
+    """ISO 8601 as the API writes it: UTC as `Z`."""
+    text = value.isoformat()
+    if isinstance(value, datetime) and value.utcoffset() == timedelta(0):
+        return text.removesuffix("+00:00") + "Z"
+    return text
+
+
 def _plain(value: Any) -> Any:
     """JSON-ready: money and rates as decimal strings, times as ISO 8601, enums as values."""
     if isinstance(value, BaseModel):
@@ -64,7 +72,7 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Decimal):
         return f"{value:f}"
     if isinstance(value, datetime | date):
-        return value.isoformat()
+        return iso_time(value)
     if isinstance(value, timedelta):
         return value.total_seconds()
     if value is None or isinstance(value, bool | int | float | str):
@@ -91,7 +99,7 @@ def event_body(
     body = {
         "id": event_id,
         "type": type,
-        "created_at": created_at.isoformat(),
+        "created_at": iso_time(created_at),
         "customer_id": customer_id,
         "sequence": sequence,
         "data": event_data(data),  # again: a row written before this rule never leaks

@@ -77,7 +77,7 @@ def test_tokens_and_keys_never_reach_data_at_any_depth() -> None:
 
 def test_money_is_a_decimal_string_and_times_iso() -> None:
     plain = event_data({"total": Decimal("590.00"), "at": NOW, "tier": EventType.BILL_PAID})
-    assert plain == {"total": "590.00", "at": "2026-05-01T12:00:00+00:00", "tier": "bill.paid"}
+    assert plain == {"total": "590.00", "at": "2026-05-01T12:00:00Z", "tier": "bill.paid"}
 
 
 def test_data_that_json_cannot_hold_is_refused() -> None:
@@ -99,7 +99,7 @@ def test_the_body_has_the_six_fields_and_is_stable() -> None:
     assert json.loads(body) == {
         "id": "evt_1",
         "type": "customer.created",
-        "created_at": "2026-05-01T12:00:00+00:00",
+        "created_at": "2026-05-01T12:00:00Z",
         "customer_id": "cus_1",
         "sequence": 3,
         "data": {"id": "cus_1"},
