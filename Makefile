@@ -58,7 +58,7 @@ bench: $(STAMP)
 
 # Runs every recorded path against real servers and rewrites tests/replay/histories/.
 replay-record: $(STAMP)
-	$(BIN)/pytest tests/replay/record_histories.py -q $(PYTEST_ARGS)
+	$(BIN)/pytest tests/replay/record_histories.py tests/replay/record_webhook_histories.py -q $(PYTEST_ARGS)
 
 # Against a running `make run` stack (for shorter dunning, start it with
 # DUNNING_SCHEDULE=30s,1m,2m BANK_TRANSFER_SETTLEMENT_DELAY=2s make run).
