@@ -51,7 +51,11 @@ class RotateSecret(Body):
     def _overlap(cls, value: str) -> str:
         if value.strip() in ("0", "0s"):
             return "0s"
-        if parse_duration(value) > MAX_OVERLAP:
+        try:
+            overlap = parse_duration(value)
+        except OverflowError:  # a number of days no timedelta holds
+            raise ValueError("at most 7d") from None
+        if overlap > MAX_OVERLAP:
             raise ValueError("at most 7d")
         return value
 
