@@ -83,6 +83,31 @@ def _requests(t: Two) -> dict[tuple[str, str], tuple[str, dict[str, Any] | None]
         ("post", "/v1/billing-runs"): ("/v1/billing-runs", {"period": PERIOD}),
         ("get", "/v1/workflows/{workflow_id}"): (f"/v1/workflows/{t.b_workflow}", None),
         ("get", "/v1/reports/revenue"): (f"/v1/reports/revenue?period={PERIOD}", None),
+        ("post", "/v1/reconciliations"): ("/v1/reconciliations", None),
+        ("get", "/v1/reconciliations/{reconciliation_id}"): ("/v1/reconciliations/rec_x", None),
+        # Webhooks are the operator's: every route wants the service key, whatever it names.
+        ("post", "/v1/webhook-endpoints"): (
+            "/v1/webhook-endpoints",
+            {"url": "https://example.com/hooks"},
+        ),
+        ("get", "/v1/webhook-endpoints"): ("/v1/webhook-endpoints", None),
+        ("get", "/v1/webhook-endpoints/{endpoint_id}"): ("/v1/webhook-endpoints/we_x", None),
+        ("patch", "/v1/webhook-endpoints/{endpoint_id}"): (
+            "/v1/webhook-endpoints/we_x",
+            {"enabled": False},
+        ),
+        ("delete", "/v1/webhook-endpoints/{endpoint_id}"): ("/v1/webhook-endpoints/we_x", None),
+        ("post", "/v1/webhook-endpoints/{endpoint_id}/rotate-secret"): (
+            "/v1/webhook-endpoints/we_x/rotate-secret",
+            None,
+        ),
+        ("get", "/v1/webhook-endpoints/{endpoint_id}/deliveries"): (
+            "/v1/webhook-endpoints/we_x/deliveries",
+            None,
+        ),
+        ("get", "/v1/events"): (f"/v1/events?customer_id={b}", None),
+        ("get", "/v1/events/{event_id}"): ("/v1/events/evt_x", None),
+        ("post", "/v1/events/{event_id}/redeliver"): ("/v1/events/evt_x/redeliver", None),
         ("post", "/codec/decode"): ("/codec/decode", {"payloads": []}),
         ("post", "/codec/encode"): ("/codec/encode", {"payloads": []}),
     }
