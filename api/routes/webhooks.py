@@ -43,7 +43,8 @@ async def gateway_webhook(request: Request, state: StateDep) -> dict[str, object
         log.warning(
             "webhook %s for %s: no running saga; recorded by %s", event.id, workflow_id, started
         )
-        return {"received": True, "signalled": False, "workflow_id": started}
+        answer: dict[str, object] = {"received": True, "signalled": False}
+        return answer if started is None else answer | {"workflow_id": started}
     settlement = Settlement(
         gateway_reference=event.data.gateway_reference,
         status="succeeded" if event.type == CHARGE_SETTLED else "failed",
