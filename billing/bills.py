@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from billing.catalog import ContractOverrides, PriceCatalog, Tier, UsageKind, is_upgrade
 from billing.errors import InvalidInput
+from billing.metering import line_amount
 from billing.money import exact_mul, format_price, round_money
 from billing.periods import (
     parse_period,
@@ -126,7 +127,7 @@ def _usage_line(kind: UsageKind, unit_price: Decimal, quantity: int, currency: s
         description=description,
         quantity=Decimal(quantity),
         unit_price=unit_price,
-        amount=round_money(exact_mul(quantity, unit_price), currency),
+        amount=line_amount(quantity, unit_price, currency),
     )
 
 

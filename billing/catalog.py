@@ -21,6 +21,11 @@ class Tier(StrEnum):
 TIER_ORDER: tuple[Tier, ...] = (Tier.FREE, Tier.STARTER, Tier.PROFESSIONAL, Tier.ENTERPRISE)
 
 
+# A free customer who can pay converts to this tier when it crosses the free limit, and is
+# limited as this tier meanwhile, so the usage that crosses the line is not refused.
+AUTO_UPGRADE_TIER = Tier.STARTER
+
+
 def is_upgrade(from_tier: Tier, to_tier: Tier) -> bool:
     """True only for a move strictly up `TIER_ORDER`; the same tier is not an upgrade."""
     return TIER_ORDER.index(to_tier) > TIER_ORDER.index(from_tier)

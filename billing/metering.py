@@ -1,9 +1,10 @@
-"""Usage events as they arrive, their validation, the tier they are priced at, their exact cost."""
+"""Usage events as they arrive, their validation, the tier they are priced at, their exact cost,
+how a customer's usage is limited, and the one way usage cost is rounded (bills and totals)."""
 
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -11,9 +12,9 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, field_validator
 
-from billing.catalog import ContractOverrides, PriceCatalog, Tier, UsageKind
+from billing.catalog import AUTO_UPGRADE_TIER, ContractOverrides, PriceCatalog, Tier, UsageKind
 from billing.errors import InvalidInput
-from billing.money import exact_mul
+from billing.money import exact_mul, round_money
 
 MAX_QUANTITY = 1_000_000_000
 # Clocks drift; an event a little ahead of ours is accepted, one far ahead is a client bug.
@@ -101,3 +102,100 @@ def tier_at(changes: Sequence[TierChange], at: datetime) -> Tier | None:
 
 def _effective_at(change: TierChange) -> datetime:
     return change.effective_at
+
+
+@dataclass(frozen=True, slots=True)
+class UsagePlan:
+    """How a customer's usage is limited now, and the terms it is priced by."""
+
+    customer_id: str
+    tier: Tier
+    overrides: ContractOverrides
+    started_at: datetime
+    tier_since: datetime | None  # when the current tier took effect; None without history
+    limit: int | None  # the hourly api_call limit applied; None is no check
+    free_limit: int | None  # a convertible free customer converts above this
+    converts: bool
+
+
+def plan_for(
+    catalog: PriceCatalog,
+    *,
+    customer_id: str,
+    tier: Tier,
+    overrides: ContractOverrides,
+    started_at: datetime,
+    tier_since: datetime | None,
+    auto_upgrade: bool,
+    has_payment_method: bool,
+    active: bool,
+) -> UsagePlan:
+    """A free customer who can convert is limited as AUTO_UPGRADE_TIER, so it is not refused
+    at the free limit: the usage that crosses it is recorded and the upgrade starts."""
+    converts = tier == Tier.FREE and auto_upgrade and has_payment_method and active
+    return UsagePlan(
+        customer_id=customer_id,
+        tier=tier,
+        overrides=overrides,
+        started_at=started_at,
+        tier_since=tier_since,
+        limit=catalog.hourly_api_limit(AUTO_UPGRADE_TIER if converts else tier, overrides),
+        free_limit=catalog.hourly_api_limit(Tier.FREE, overrides),
+        converts=converts,
+    )
+
+
+def limited_message(
+    catalog: PriceCatalog, plan: UsagePlan, *, limit: int, count: int, quantity: int
+) -> str:
+    """Why a 429: the limit, this hour's count, what does not fit, and what lifts the limit."""
+    upgrade = f"POST /v1/customers/{plan.customer_id}/upgrade"
+    if plan.tier == Tier.FREE:
+        lifted = catalog.hourly_api_limit(AUTO_UPGRADE_TIER, plan.overrides)
+        to = "no limit" if lifted is None else f"{lifted:,} per hour"
+        lift = (
+            f"upgrading to {AUTO_UPGRADE_TIER.value} lifts the limit to {to} (add a payment "
+            f"method and keep auto_upgrade on, or {upgrade})"
+        )
+    else:
+        lift = f"upgrading to a higher tier lifts the limit ({upgrade})"
+    return (
+        f"rate limited: the {plan.tier.value} tier allows {limit} API calls per hour; "
+        f"{count} are counted this hour and these {quantity} do not fit; {lift}, or retry "
+        "after the reset"
+    )
+
+
+def predates_tier(plan: UsagePlan, occurred_at: datetime, client_dated: bool) -> bool:
+    """Client-dated before the current tier took effect: priced from the tier history."""
+    since = plan.tier_since
+    return client_dated and since is not None and occurred_at < since
+
+
+def pricing_tier(
+    plan: UsagePlan, occurred_at: datetime, client_dated: bool, history: Sequence[TierChange]
+) -> Tier:
+    """The tier in force when the usage occurred: the current one unless it predates it."""
+    if predates_tier(plan, occurred_at, client_dated):
+        return tier_at(history, occurred_at) or plan.tier
+    return plan.tier
+
+
+def line_amount(quantity: int, unit_price: Decimal, currency: str) -> Decimal:
+    """A usage line's amount: quantity x unit price, exact, then rounded once."""
+    return round_money(exact_mul(quantity, unit_price), currency)
+
+
+def kind_totals(
+    groups: Iterable[tuple[UsageKind, Decimal, int]], currency: str
+) -> dict[UsageKind, tuple[int, Decimal]]:
+    """kind -> (quantity, cost) from (kind, unit price, quantity) groups, as the bill has it:
+    one line per kind and unit price, each rounded once, a kind's cost the sum of its lines."""
+    merged: dict[tuple[UsageKind, Decimal], int] = {}
+    for kind, unit_price, quantity in groups:
+        merged[kind, unit_price] = merged.get((kind, unit_price), 0) + quantity
+    totals: dict[UsageKind, tuple[int, Decimal]] = {}
+    for (kind, unit_price), quantity in merged.items():
+        q, cost = totals.get(kind, (0, Decimal(0)))
+        totals[kind] = (q + quantity, cost + line_amount(quantity, unit_price, currency))
+    return totals

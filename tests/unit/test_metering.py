@@ -18,6 +18,8 @@ from billing.metering import (
     check_occurred_at,
     check_subscribed,
     event_cost,
+    limited_message,
+    plan_for,
     tier_at,
 )
 
@@ -158,3 +160,44 @@ def test_tier_at_agrees_with_a_linear_scan(steps, hour):
     at = start + timedelta(hours=hour)
     in_force = [c.to_tier for c in changes if c.effective_at <= at]
     assert tier_at(changes, at) == (in_force[-1] if in_force else Tier.FREE)
+
+
+def _plan(tier: Tier, **terms):
+    values = {"auto_upgrade": True, "has_payment_method": True, "active": True} | terms
+    return plan_for(
+        DEFAULT_CATALOG,
+        customer_id="cus_1",
+        tier=tier,
+        overrides=ContractOverrides(),
+        started_at=NOW,
+        tier_since=None,
+        **values,
+    )
+
+
+def test_a_free_customer_who_can_pay_is_limited_as_the_tier_it_converts_to():
+    convertible = _plan(Tier.FREE)
+    assert (convertible.converts, convertible.limit, convertible.free_limit) == (
+        True,
+        10_000,
+        1_000,
+    )
+    for cannot in ({"auto_upgrade": False}, {"has_payment_method": False}, {"active": False}):
+        plan = _plan(Tier.FREE, **cannot)
+        assert (plan.converts, plan.limit) == (False, 1_000), cannot
+    assert _plan(Tier.ENTERPRISE).limit is None
+
+
+def test_the_429_message_names_the_catalog_limits():
+    starter = DEFAULT_CATALOG.plans[Tier.STARTER].model_copy(update={"api_calls_per_hour": 25_000})
+    catalog = DEFAULT_CATALOG.model_copy(
+        update={"plans": {**DEFAULT_CATALOG.plans, Tier.STARTER: starter}}
+    )
+    plan = _plan(Tier.FREE, auto_upgrade=False)
+    message = limited_message(catalog, plan, limit=1000, count=990, quantity=20)
+    assert "the free tier allows 1000 API calls per hour" in message
+    assert "990 are counted this hour and these 20 do not fit" in message
+    assert "upgrading to starter lifts the limit to 25,000 per hour" in message
+    assert "POST /v1/customers/cus_1/upgrade" in message
+    paid = limited_message(catalog, _plan(Tier.STARTER), limit=25_000, count=25_000, quantity=1)
+    assert "upgrading to a higher tier lifts the limit" in paid
