@@ -14,56 +14,42 @@ inserts. The bill builder takes the exclusive twin
 before aggregating usage, in the transaction that inserts the cycle bill. Either the usage
 commits first and the builder (waiting on the lock) sees it, or the bill commits first and
 the usage check (a later statement, so a fresh snapshot) sees the bill and refuses.
+
+The function `record_usage` (migrations/0006) does all of it in one call, one round trip
+and its own transaction; `record` below is its only caller.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 import asyncpg
 from redis.asyncio import Redis
 
-from billing.errors import DependencyUnavailable
-from store.limiter import UNREACHABLE
+from billing.catalog import UsageKind
+from store.limiter import LiveBump
 
-LOCK_PERIODS = """
-SELECT count(pg_advisory_xact_lock_shared(hashtext(t.customer_id || ':' || t.period)))
-FROM unnest($1::text[], $2::text[]) AS t(customer_id, period)"""
+RECORD_USAGE = """
+SELECT outcome, idx, events, quantity FROM record_usage(
+    $1::text, $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+    $8::text[], $9::text[], $10::numeric[], $11::int[], $12::text[], $13::bigint[],
+    $14::timestamptz[])"""
 
-BILLED_PERIODS = """
-SELECT b.customer_id, b.period::text AS period
-FROM bills b
-JOIN unnest($1::text[], $2::text[]) AS t(customer_id, period)
-  ON b.customer_id = t.customer_id AND b.period = t.period
-WHERE b.kind = 'cycle'"""
+# A refused request still answers "duplicate" for an event already recorded; the stamp says
+# whether the plan it was refused under is still the customer's.
+REFUSAL_FACTS = """
+SELECT usage_plan_stamp($1::text) AS stamp,
+       ARRAY(SELECT event_id FROM usage_events
+             WHERE customer_id = $1::text AND event_id = ANY($2::text[])) AS known"""
 
-# Ids already recorded among events aimed at billed periods: a retry, not late usage.
-KNOWN_EVENTS = """
-SELECT e.customer_id, e.event_id
-FROM usage_events e
-JOIN unnest($1::text[], $2::text[]) AS t(customer_id, event_id)
-  ON e.customer_id = t.customer_id AND e.event_id = t.event_id"""
-
-# One round trip for the whole batch; the primary key (customer_id, event_id) dedupes.
-INSERT_EVENTS = """
-INSERT INTO usage_events
-    (customer_id, event_id, kind, quantity, occurred_at, period, tier, unit_price, cost)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::timestamptz[],
-                     $6::text[], $7::text[], $8::numeric[], $9::numeric[])
-ON CONFLICT (customer_id, event_id) DO NOTHING
-RETURNING customer_id, event_id"""
-
-EXISTING_EVENTS = """
-SELECT event_id FROM usage_events WHERE customer_id = $1::text AND event_id = ANY($2::text[])"""
-
-USAGE_TOTALS = """
-SELECT kind, sum(quantity) AS quantity, sum(cost) AS cost
+# Per kind and recorded unit price: what a bill's usage lines are built from.
+USAGE_GROUPS = """
+SELECT kind, unit_price, sum(quantity)::bigint AS quantity
 FROM usage_events WHERE customer_id = $1::text AND period = $2::text
-GROUP BY kind ORDER BY kind"""
+GROUP BY kind, unit_price ORDER BY kind, unit_price"""
 
 # Costs are kept in Redis as integers of 1e-10 (the column's scale): HINCRBY stays exact,
 # where HINCRBYFLOAT would turn money into a float.
@@ -71,120 +57,129 @@ COST_SCALE = 10
 _LIVE_TTL_S = 100 * 86_400
 
 
-@dataclass(frozen=True)
-class PricedEvent:
-    """An event ready to store: priced at the tier in force when it occurred."""
+@dataclass(frozen=True, slots=True)
+class Group:
+    """Events of one customer, kind, period and tier: one unit price, priced once."""
 
     customer_id: str
-    event_id: str
     kind: str
-    quantity: int
-    occurred_at: datetime
     period: str
     tier: str
     unit_price: Decimal
-    cost: Decimal
 
 
-@dataclass(frozen=True)
-class Recorded:
-    """What one insert did: each event is exactly one of inserted, duplicate, billed.
+@dataclass(slots=True)
+class UsageWrite:
+    """One `record_usage` call, as column arrays; `e_group` holds 1-based group indexes."""
 
-    A known event_id is a duplicate even when its period is billed; only new ones are billed.
-    """
-
-    inserted: list[PricedEvent]
-    duplicates: list[PricedEvent]
-    billed: list[PricedEvent]
-
-
-async def record_events(pool: asyncpg.Pool, events: list[PricedEvent]) -> Recorded:
-    """Insert new events, skip known ids (billed period or not), refuse new late ones; one txn."""
-    if not events:
-        return Recorded([], [], [])
-    pairs = sorted({(e.customer_id, e.period) for e in events})  # one lock order everywhere
-    customers, periods = [c for c, _ in pairs], [p for _, p in pairs]
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.fetchval(LOCK_PERIODS, customers, periods)
-        billed_rows = await conn.fetch(BILLED_PERIODS, customers, periods)
-        billed_pairs = {(r["customer_id"], r["period"]) for r in billed_rows}
-        late = [e for e in events if (e.customer_id, e.period) in billed_pairs]
-        todo = [e for e in events if (e.customer_id, e.period) not in billed_pairs]
-        known: set[tuple[str, str]] = set()
-        if late:  # only then: the common case keeps its three statements
-            known_rows = await conn.fetch(
-                KNOWN_EVENTS, [e.customer_id for e in late], [e.event_id for e in late]
-            )
-            known = {(r["customer_id"], r["event_id"]) for r in known_rows}
-        rows = await conn.fetch(
-            INSERT_EVENTS,
-            [e.customer_id for e in todo],
-            [e.event_id for e in todo],
-            [e.kind for e in todo],
-            [e.quantity for e in todo],
-            [e.occurred_at for e in todo],
-            [e.period for e in todo],
-            [e.tier for e in todo],
-            [e.unit_price for e in todo],
-            [e.cost for e in todo],
-        )
-    new = {(r["customer_id"], r["event_id"]) for r in rows}
-    inserted = [e for e in todo if (e.customer_id, e.event_id) in new]
-    duplicates = [e for e in todo if (e.customer_id, e.event_id) not in new]
-    duplicates += [e for e in late if (e.customer_id, e.event_id) in known]
-    billed = [e for e in late if (e.customer_id, e.event_id) not in known]
-    return Recorded(inserted, duplicates, billed)
+    key_hash: str | None
+    customers: list[str]
+    stamps: list[str]
+    groups: list[Group]
+    e_group: list[int] = field(default_factory=list)
+    e_event_id: list[str] = field(default_factory=list)
+    e_quantity: list[int] = field(default_factory=list)
+    e_occurred_at: list[datetime] = field(default_factory=list)
 
 
-async def existing_event_ids(
+@dataclass(slots=True)
+class Written:
+    """What the call did; indexes are 0-based into the call's customers, groups, events."""
+
+    unauthorized: bool = False
+    stale: list[int] = field(default_factory=list)
+    inserted: dict[int, tuple[int, int]] = field(default_factory=dict)  # group: (n, quantity)
+    known: set[int] = field(default_factory=set)
+    billed: set[int] = field(default_factory=set)
+
+
+async def record(pool: asyncpg.Pool, call: UsageWrite) -> Written:
+    """Insert new events, skip known ids (billed period or not), refuse new late ones."""
+    pairs = sorted({(g.customer_id, g.period) for g in call.groups})  # one lock order
+    groups = call.groups
+    rows = await pool.fetch(
+        RECORD_USAGE,
+        call.key_hash,
+        call.customers,
+        call.stamps,
+        [c for c, _ in pairs],
+        [p for _, p in pairs],
+        [g.customer_id for g in groups],
+        [g.kind for g in groups],
+        [g.period for g in groups],
+        [g.tier for g in groups],
+        [g.unit_price for g in groups],
+        call.e_group,
+        call.e_event_id,
+        call.e_quantity,
+        call.e_occurred_at,
+    )
+    out = Written()
+    for outcome, idx, events, quantity in rows:
+        if outcome == "inserted":
+            out.inserted[idx - 1] = (events, quantity)
+        elif outcome == "known":
+            out.known.add(idx - 1)
+        elif outcome == "billed":
+            out.billed.add(idx - 1)
+        elif outcome == "stale":
+            out.stale.append(idx - 1)
+        else:
+            out.unauthorized = True
+    return out
+
+
+async def refusal_facts(
     pool: asyncpg.Pool, customer_id: str, event_ids: list[str]
-) -> set[str]:
-    rows = await pool.fetch(EXISTING_EVENTS, customer_id, event_ids)
-    return {r["event_id"] for r in rows}
+) -> tuple[str | None, set[str]]:
+    """(the customer's plan stamp now, which of `event_ids` are already recorded)."""
+    row = await pool.fetchrow(REFUSAL_FACTS, customer_id, event_ids)
+    assert row is not None
+    return row["stamp"], set(row["known"])
 
 
-async def usage_totals(
+async def usage_groups(
     pool: asyncpg.Pool, customer_id: str, period: str
-) -> dict[str, tuple[int, Decimal]]:
-    """kind -> (quantity, unrounded cost) for one customer and period, from the record."""
-    rows = await pool.fetch(USAGE_TOTALS, customer_id, period)
-    return {r["kind"]: (int(r["quantity"]), r["cost"]) for r in rows}
+) -> list[tuple[UsageKind, Decimal, int]]:
+    """(kind, unit price, quantity) for one customer and period, from the record."""
+    rows = await pool.fetch(USAGE_GROUPS, customer_id, period)
+    return [(UsageKind(r["kind"]), r["unit_price"], int(r["quantity"])) for r in rows]
 
 
 def live_key(customer_id: str, period: str) -> str:
     return f"usage:{customer_id}:{period}"
 
 
-async def bump_live_counters(redis: Redis, events: Iterable[PricedEvent]) -> None:
-    """HINCRBY quantity and cost per kind, pipelined; call only after the Postgres commit."""
-    # Summed here first: one HINCRBY per (customer, period, kind) and figure, not per event.
-    # Each cost is scaled and rounded alone, as before, so the counters end up the same.
-    totals: dict[tuple[str, str], int] = defaultdict(int)
-    for e in events:
-        key = live_key(e.customer_id, e.period)
-        totals[key, f"{e.kind}:quantity"] += e.quantity
-        totals[key, f"{e.kind}:cost"] += int(
-            e.cost.scaleb(COST_SCALE).to_integral_value(ROUND_HALF_UP)
-        )
-    if not totals:
-        return
-    pipe = redis.pipeline(transaction=False)
-    for (key, field), amount in totals.items():
-        pipe.hincrby(key, field, amount)
-    for key in {key for key, _ in totals}:
-        pipe.expire(key, _LIVE_TTL_S)
-    try:
-        await pipe.execute()
-    except UNREACHABLE as exc:
-        raise DependencyUnavailable("live usage counters (Redis) are unreachable") from exc
+def scaled_cost(quantity: int, unit_price: Decimal) -> int:
+    """quantity x unit price in integers of 1e-10, as the live counters keep costs."""
+    return int((unit_price * quantity).scaleb(COST_SCALE).to_integral_value(ROUND_HALF_UP))
+
+
+def live_bumps(amounts: Iterable[tuple[int, Group, int]]) -> list[LiveBump]:
+    """HINCRBY amounts per (customer, period) hash from (who, group, quantity) entries."""
+    fields: dict[str, list[tuple[int, str, int]]] = {}
+    for who, g, quantity in amounts:
+        entries = fields.setdefault(live_key(g.customer_id, g.period), [])
+        entries.append((who, f"{g.kind}:quantity", quantity))
+        entries.append((who, f"{g.kind}:cost", scaled_cost(quantity, g.unit_price)))
+    return [LiveBump(key, entries) for key, entries in fields.items()]
+
+
+def live_ttl_s() -> int:
+    return _LIVE_TTL_S
 
 
 async def read_live_counters(redis: Redis, customer_id: str, period: str) -> dict[str, Decimal]:
     """field -> value, with costs scaled back to currency units."""
     raw = await redis.hgetall(live_key(customer_id, period))
     out: dict[str, Decimal] = {}
-    for field, value in raw.items():
-        name = field.decode() if isinstance(field, bytes) else str(field)
+    for name_raw, value in raw.items():
+        name = name_raw.decode() if isinstance(name_raw, bytes) else str(name_raw)
         amount = Decimal(int(value))
         out[name] = amount.scaleb(-COST_SCALE) if name.endswith(":cost") else amount
     return out
+
+
+def usage_write(key_hash: str | None, stamps: Sequence[tuple[str, str]]) -> UsageWrite:
+    """An empty call for these (customer, stamp) pairs."""
+    return UsageWrite(key_hash, [c for c, _ in stamps], [s for _, s in stamps], [])

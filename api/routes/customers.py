@@ -34,7 +34,8 @@ from api.schemas import (
 )
 from billing.catalog import UsageKind
 from billing.errors import CardNumberRefused, InvalidInput, NotFound
-from billing.money import format_money, round_money
+from billing.metering import kind_totals
+from billing.money import format_money
 from billing.payments import looks_like_card_number
 from billing.periods import parse_period
 from store import customers as store
@@ -179,19 +180,20 @@ async def usage_totals(
     state: StateDep,
     period: Annotated[str, Query(description="The billing period, YYYY-MM")],
 ) -> UsageTotals:
-    """From Postgres, the record: each kind's cost is its summed exact cost, rounded once."""
+    """From Postgres, the record: each kind's cost is what its bill lines will say (one line
+    per unit price, each rounded once), by the bill's own rule (billing.metering.kind_totals)."""
     authorize_customer(principal, customer_id)
     period = parse_period(period)
     customer = await existing_customer(state, customer_id)
     currency = customer.currency
-    found = await usage_store.usage_totals(state.pool, customer_id, period)
+    groups = await usage_store.usage_groups(state.pool, customer_id, period)
+    found = kind_totals(groups, currency)
     totals: dict[str, KindTotal] = {}
     total_cost = Decimal(0)
     for kind in UsageKind:
-        quantity, cost = found.get(kind.value, (0, Decimal(0)))
-        rounded = round_money(cost, currency)
-        total_cost += rounded
-        totals[kind.value] = KindTotal(quantity=quantity, cost=format_money(rounded, currency))
+        quantity, cost = found.get(kind, (0, Decimal(0)))
+        total_cost += cost
+        totals[kind.value] = KindTotal(quantity=quantity, cost=format_money(cost, currency))
     return UsageTotals(
         period=period,
         customer_id=customer_id,

@@ -1,0 +1,1 @@
+"""The lean usage ingest path: decode, plans, pricing and the steps of one request."""
