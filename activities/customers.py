@@ -6,6 +6,7 @@ import asyncpg
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from billing.events import EventType
 from billing.messages import (
     BillKey,
     ChangeTierInput,
@@ -19,7 +20,9 @@ from billing.messages import (
 )
 from billing.periods import period_bounds
 from observability import metrics
+from store import customers as customer_store
 from store import tiers as sql
+from store.outbox import emit
 
 
 class CustomerActivities:
@@ -64,6 +67,20 @@ class CustomerActivities:
                 req.idempotency_key,
             )
             await conn.execute(sql.SET_TIER, req.customer_id, req.to_tier, req.disable_auto_upgrade)
+            if customer["tier"] != req.to_tier:
+                row = await customer_store.get_customer(conn, req.customer_id)
+                assert row is not None
+                await emit(
+                    conn,
+                    type=EventType.CUSTOMER_TIER_CHANGED,
+                    customer_id=req.customer_id,
+                    data={
+                        **customer_store.customer_event_data(row),
+                        "previous_tier": customer["tier"],
+                        "reason": req.reason,
+                        "effective_at": req.at,
+                    },
+                )
             return ChangeTierResult(
                 customer_id=req.customer_id, from_tier=customer["tier"], to_tier=req.to_tier
             )

@@ -16,7 +16,8 @@ from temporalio.exceptions import ApplicationError
 
 from billing.bills import BillDraft, UsageAggregate, build_cycle_bill, build_upgrade_bill
 from billing.catalog import ContractOverrides, PriceCatalog, Tier, UsageKind
-from billing.ledger import BillState, EntryKind, LedgerEntry, bill_state
+from billing.events import EventType
+from billing.ledger import BillState, BillStatus, EntryKind, LedgerEntry, bill_state
 from billing.messages import (
     BillKey,
     BillRef,
@@ -34,7 +35,9 @@ from billing.periods import period_bounds
 from observability import metrics
 from store import bills as sql
 from store import tiers
+from store.bill_views import bill_view
 from store.db import Conn
+from store.outbox import emit
 
 
 def new_bill_id() -> str:
@@ -97,6 +100,7 @@ async def record_capture(
     by an entry; money beyond what the bill owes shows as its `excess`, for the caller to
     refund. Returns (recorded now, write-off reversed now).
     """
+    before = await load_state(conn, bill)
     recorded = await sql.add_entry(
         conn,
         key=f"captured-{reference}",
@@ -112,20 +116,33 @@ async def record_capture(
         return False, False
     metrics.revenue_collected(amount, currency, method, bill["tier"])
     state = await load_state(conn, bill)
-    if state.written_off <= 0:
-        return True, False
-    await sql.add_entry(
-        conn,
-        key=f"write_off_reversed-{reference}",
-        bill_id=bill["id"],
-        customer_id=bill["customer_id"],
-        kind=EntryKind.WRITE_OFF_REVERSED.value,
-        amount=min(state.written_off, amount),
-        currency=currency,
-        gateway_reference=None,
-        memo=f"paid late by {reference}",
-    )
-    return True, True
+    reversed_ = state.written_off > 0
+    if reversed_:
+        await sql.add_entry(
+            conn,
+            key=f"write_off_reversed-{reference}",
+            bill_id=bill["id"],
+            customer_id=bill["customer_id"],
+            kind=EntryKind.WRITE_OFF_REVERSED.value,
+            amount=min(state.written_off, amount),
+            currency=currency,
+            gateway_reference=None,
+            memo=f"paid late by {reference}",
+        )
+    if (
+        before.status != BillStatus.PAID
+        and (await load_state(conn, bill)).status == BillStatus.PAID
+    ):
+        await emit_bill(conn, EventType.BILL_PAID, bill["id"])
+    return True, reversed_
+
+
+async def emit_bill(conn: Conn, kind: EventType, bill_id: str, **extra: Any) -> None:
+    """The outbox event of a bill change, in the change's transaction: the bill as the API
+    shows it, after the change."""
+    view = await bill_view(conn, bill_id)
+    assert view is not None
+    await emit(conn, type=kind, customer_id=view["customer_id"], data={**view, **extra})
 
 
 class LedgerActivities:
@@ -149,6 +166,7 @@ class LedgerActivities:
             currency=bill["currency"],
             memo=f"{bill['kind']} bill for {bill['period']}",
         )
+        await emit_bill(conn, EventType.BILL_CREATED, bill["id"])
         return bill_ref(bill, await load_state(conn, bill))
 
     @activity.defn
@@ -263,8 +281,9 @@ class LedgerActivities:
         async with self.pool.acquire() as conn, conn.transaction():
             bill = await conn.fetchrow(sql.GET_BILL_FOR_UPDATE, req.bill_id)
             assert bill is not None
+            changed = None
             if out.status != "not_due":
-                await conn.execute(
+                changed = await conn.fetchval(
                     sql.UPSERT_ATTEMPT,
                     out.idempotency_key,
                     req.bill_id,
@@ -288,6 +307,15 @@ class LedgerActivities:
                     currency=out.currency,
                     memo=f"{out.method} authorization {out.authorization_code}",
                     method=out.method,
+                )
+            if status == "failed" and changed is not None:
+                await emit_bill(
+                    conn,
+                    EventType.BILL_PAYMENT_FAILED,
+                    req.bill_id,
+                    decline_code=out.decline_code,
+                    decline_kind=out.decline_kind,
+                    message=out.message,
                 )
             ref = bill_ref(bill, await load_state(conn, bill))
             return ref.model_copy(update={"write_off_reversed": reversed_}) if reversed_ else ref
@@ -335,6 +363,7 @@ class LedgerActivities:
                     memo=req.reason,
                 )
                 state = await load_state(conn, bill)
+                await emit_bill(conn, EventType.BILL_UNCOLLECTIBLE, bill["id"], reason=req.reason)
             return bill_ref(bill, state)
 
     @activity.defn

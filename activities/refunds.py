@@ -14,6 +14,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from billing.errors import RefundRefused
+from billing.events import EventType
 from billing.ledger import EntryKind
 from billing.messages import (
     CompleteRefundInput,
@@ -24,8 +25,9 @@ from billing.messages import (
 from billing.refunds import refund_amount
 from observability import metrics
 from store import bills as sql
+from store.outbox import emit
 
-from .ledger import load_state
+from .ledger import emit_bill, load_state
 
 # Business refusals: retrying cannot change the answer.
 REFUND_REFUSED = "RefundRefused"
@@ -121,9 +123,34 @@ class RefundActivities:
             await conn.execute(sql.FINISH_REFUND, req.refund_id, "succeeded", req.gateway_reference)
             if refunded:
                 metrics.refund("succeeded", refund["amount"], refund["currency"])
+                refund_data = {
+                    "id": req.refund_id,
+                    "amount": refund["amount"],
+                    "currency": refund["currency"],
+                    "reason": refund["reason"],
+                    "gateway_reference": req.gateway_reference,
+                }
+                await emit_bill(conn, EventType.BILL_REFUNDED, bill["id"], refund=refund_data)
 
     @activity.defn
     async def release_refund(self, req: RefundKey) -> None:
         """Compensation: give back a reservation that did not become a refund."""
-        await self.pool.execute(sql.FINISH_REFUND, req.refund_id, "released", None)
+        async with self.pool.acquire() as conn, conn.transaction():
+            refund = await conn.fetchrow(sql.GET_REFUND, req.refund_id)
+            done = await conn.execute(sql.FINISH_REFUND, req.refund_id, "released", None)
+            if refund is None or done != "UPDATE 1":
+                return
+            customer_id = await conn.fetchval(sql.BILL_CUSTOMER_ID, refund["bill_id"])
+            await emit(
+                conn,
+                type=EventType.REFUND_FAILED,
+                customer_id=customer_id,
+                data={
+                    "id": req.refund_id,
+                    "bill_id": refund["bill_id"],
+                    "amount": refund["amount"],
+                    "currency": refund["currency"],
+                    "reason": refund["reason"],
+                },
+            )
         metrics.refund("released")

@@ -66,7 +66,8 @@ ON CONFLICT (idempotency_key) DO UPDATE SET
     decline_code = EXCLUDED.decline_code,
     message = EXCLUDED.message,
     updated_at = now()
-WHERE charge_attempts.status = 'pending'"""
+WHERE charge_attempts.status = 'pending'
+RETURNING id"""
 
 # Money found outside the saga settles the attempt that was waiting for it (frees the claim).
 SETTLE_ATTEMPT_BY_REFERENCE = """
@@ -95,8 +96,10 @@ VALUES ($1::text, $2::text, $3::numeric, $4::text, $5::text, 'reserved', $6::tex
         $8::text)"""
 
 GET_REFUND = """
-SELECT id, bill_id, amount, currency, status, charge_reference, gateway_key
+SELECT id, bill_id, amount, currency, status, reason, charge_reference, gateway_key
 FROM refunds WHERE id = $1::text"""
+
+BILL_CUSTOMER_ID = "SELECT customer_id FROM bills WHERE id = $1::text"
 
 # Each capture of a bill with what is still refundable on it: refunds in flight count.
 CAPTURES_REFUNDABLE = """

@@ -12,6 +12,7 @@ import asyncpg
 from billing.catalog import Tier
 from billing.events import EventType
 from billing.metering import TierChange
+from store.db import Conn
 from store.outbox import emit
 
 _COLUMNS = """
@@ -182,7 +183,7 @@ async def create_customer(pool: asyncpg.Pool, new: NewCustomer) -> CustomerRow:
     return customer
 
 
-async def get_customer(pool: asyncpg.Pool, customer_id: str) -> CustomerRow | None:
+async def get_customer(pool: asyncpg.Pool | Conn, customer_id: str) -> CustomerRow | None:
     row = await pool.fetchrow(GET_CUSTOMER, customer_id)
     return None if row is None else _customer(row)
 
