@@ -12,6 +12,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from billing.errors import BillingError, DependencyUnavailable
+from billing.events import EventType
 from billing.ledger import EntryKind
 from billing.payments import PaymentGateway, TransactionPage
 from billing.reconciliation import (
@@ -32,6 +33,7 @@ from billing.reconciliation import (
 from store import bills as bills_sql
 from store import reconciliations as sql
 from store.db import Conn
+from store.outbox import emit
 
 from .gateway import GATEWAY_REFUSED, GATEWAY_UNAVAILABLE
 
@@ -182,13 +184,31 @@ class ReconciliationActivities:
 
     @activity.defn
     async def save_report(self, req: ReportSave) -> None:
-        await self.pool.execute(
-            sql.SAVE_REPORT,
-            req.id,
-            req.since,
-            req.status,
-            req.checked,
-            req.matched,
-            [f.model_dump(mode="json") for f in req.fixed],
-            [u.model_dump(mode="json") for u in req.unresolved],
-        )
+        """Save the report; when it completes, each fix and each unresolved item becomes a
+        `reconciliation.discrepancy` event, in the same transaction (so exactly once)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            before = await conn.fetchval(sql.REPORT_STATUS_FOR_UPDATE, req.id)
+            await conn.execute(
+                sql.SAVE_REPORT,
+                req.id,
+                req.since,
+                req.status,
+                req.checked,
+                req.matched,
+                [f.model_dump(mode="json") for f in req.fixed],
+                [u.model_dump(mode="json") for u in req.unresolved],
+            )
+            if req.status != "completed" or before == "completed":
+                return
+            items = [("fixed", f.model_dump(mode="json")) for f in req.fixed] + [
+                ("unresolved", u.model_dump(mode="json")) for u in req.unresolved
+            ]
+            for outcome, item in items:
+                bill_id = item.get("bill_id")
+                customer_id = await conn.fetchval(sql.BILL_CUSTOMER, bill_id) if bill_id else None
+                await emit(
+                    conn,
+                    type=EventType.RECONCILIATION_DISCREPANCY,
+                    customer_id=customer_id,
+                    data={"reconciliation_id": req.id, "outcome": outcome, **item},
+                )
