@@ -210,5 +210,5 @@ class ReconciliationActivities:
                     conn,
                     type=EventType.RECONCILIATION_DISCREPANCY,
                     customer_id=customer_id,
-                    data={"reconciliation_id": req.id, "outcome": outcome, **item},
+                    data={"reconciliation_id": req.id, "finding": outcome, **item},
                 )

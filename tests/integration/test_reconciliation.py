@@ -98,6 +98,14 @@ async def test_a_dashboard_capture_is_found_recorded_and_its_excess_refunded(
     paid, refunded = Decimal(after["amount_paid"]), Decimal(after["amount_refunded"])
     assert paid - refunded == Decimal(after["total"])
     assert after["status"] == "paid"
+    # The seller's systems hear of it: one discrepancy event, written with the report.
+    events = await stack.api.get(
+        "/v1/events",
+        params={"customer_id": c["id"], "type": "reconciliation.discrepancy"},
+        headers=stack.auth,
+    )
+    (event,) = events.json()["events"]
+    assert (event["data"]["finding"], event["data"]["gateway_reference"]) == ("fixed", second)
 
     # The same Idempotency-Key: the same run, nothing new started.
     again = await stack.api.post(
