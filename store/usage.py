@@ -15,15 +15,14 @@ before aggregating usage, in the transaction that inserts the cycle bill. Either
 commits first and the builder (waiting on the lock) sees it, or the bill commits first and
 the usage check (a later statement, so a fresh snapshot) sees the bill and refuses.
 
-The function `record_usage` (migrations/0006) does all of it in one call, one round trip
-and its own transaction; `record` below is its only caller.
+The function `record_usage` (migrations/0006 and 0007) does all of it in one call, one
+round trip and its own transaction; `record` below is its only caller.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 import asyncpg
@@ -36,7 +35,7 @@ RECORD_USAGE = """
 SELECT outcome, idx, events, quantity FROM record_usage(
     $1::text, $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
     $8::text[], $9::text[], $10::numeric[], $11::int[], $12::text[], $13::bigint[],
-    $14::timestamptz[])"""
+    $14::float8[])"""
 
 # A refused request still answers "duplicate" for an event already recorded; the stamp says
 # whether the plan it was refused under is still the customer's.
@@ -70,7 +69,8 @@ class Group:
 
 @dataclass(slots=True)
 class UsageWrite:
-    """One `record_usage` call, as column arrays; `e_group` holds 1-based group indexes."""
+    """One `record_usage` call, as column arrays; `e_group` holds 1-based group indexes,
+    `e_at` each occurred_at as float seconds since the epoch."""
 
     key_hash: str | None
     customers: list[str]
@@ -79,7 +79,7 @@ class UsageWrite:
     e_group: list[int] = field(default_factory=list)
     e_event_id: list[str] = field(default_factory=list)
     e_quantity: list[int] = field(default_factory=list)
-    e_occurred_at: list[datetime] = field(default_factory=list)
+    e_at: list[float] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -88,6 +88,7 @@ class Written:
 
     unauthorized: bool = False
     stale: list[int] = field(default_factory=list)
+    every: bool = False  # every event of the call inserted (then `inserted` is not filled)
     inserted: dict[int, tuple[int, int]] = field(default_factory=dict)  # group: (n, quantity)
     known: set[int] = field(default_factory=set)
     billed: set[int] = field(default_factory=set)
@@ -112,11 +113,13 @@ async def record(pool: asyncpg.Pool, call: UsageWrite) -> Written:
         call.e_group,
         call.e_event_id,
         call.e_quantity,
-        call.e_occurred_at,
+        call.e_at,
     )
     out = Written()
     for outcome, idx, events, quantity in rows:
-        if outcome == "inserted":
+        if outcome == "all":
+            out.every = True
+        elif outcome == "inserted":
             out.inserted[idx - 1] = (events, quantity)
         elif outcome == "known":
             out.known.add(idx - 1)

@@ -18,24 +18,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from api.deps import AppState
 from api.ingest.conversion import convert
 from api.ingest.decode import EventIn
 from api.ingest.plans import Caller, PlanCache, StampedPlan
-from api.ingest.write import (
-    API_CALL,
-    Dater,
-    Item,
-    Priced,
-    Status,
-    crossed,
-    limits,
-    price,
-    unrecorded,
-    usage_write,
-)
+from api.ingest.write import API_CALL, Columns, Status, crossed, limits, unrecorded
 from billing.catalog import DEFAULT_CATALOG, PriceCatalog
 from billing.errors import (
     BillingError,
@@ -44,16 +32,17 @@ from billing.errors import (
     NotFound,
     Unauthenticated,
 )
-from billing.metering import TierChange, check_subscribed
+from billing.metering import check_subscribed
 from observability import metrics
 from store import customers as customer_store
 from store import usage as usage_store
-from store.limiter import LiveBump, RateLimiter, Reservation
+from store.limiter import RateLimiter, Reservation
 
 log = logging.getLogger("api.usage")
 
 _ATTEMPTS = 3  # a plan that changes under every attempt is a 503, not a loop
 Plans = dict[str, StampedPlan]
+Inserted = dict[int, tuple[int, int]]
 
 
 class _Stale(Exception):
@@ -66,26 +55,20 @@ class _Stale(Exception):
 
 @dataclass(slots=True)
 class Recording:
-    """What one request recorded: counts, per-event decisions, each customer's reservation."""
+    """What one request recorded: counts, per-row decisions, each customer's reservation."""
 
-    items: list[Item]
-    plans: Plans
+    cols: Columns
     inserted: int = 0
-    duplicates: int = 0  # includes the in-batch repeats the caller adds
+    duplicates: int = 0  # in-batch repeats included
     refused: list[tuple[EventIn, BillingError]] = field(default_factory=list)
     reservations: dict[str, Reservation] = field(default_factory=dict)
 
-    def status_of(self, item: Item) -> Status:
+    def status(self) -> Status:
         """For a request of one event."""
-        if item.status is not None:
-            return item.status
+        decided = self.cols.status.get(0)
+        if decided is not None:
+            return decided
         return "inserted" if self.inserted else "duplicate"
-
-
-def check_started(item: Item) -> None:
-    """InvalidInput for client-dated usage before the customer's started_at."""
-    if item.client_dated:
-        check_subscribed(item.occurred_at, item.stamped.plan.started_at)
 
 
 class IngestService:
@@ -102,7 +85,7 @@ class IngestService:
     async def caller(self, authorization: str | None) -> Caller:
         return await self.plans.caller(authorization)
 
-    async def record_one(self, caller: Caller, event: EventIn) -> tuple[Item, Recording]:
+    async def record_one(self, caller: Caller, event: EventIn) -> Recording:
         """201/200/409/429 material for one event; NotFound, InvalidInput raised."""
         caller.authorize(event.customer_id)
         for _ in range(_ATTEMPTS):
@@ -110,10 +93,13 @@ class IngestService:
             stamped = plans.get(event.customer_id)
             if stamped is None:
                 raise NotFound(f"no customer {event.customer_id!r}")
-            item = Dater(self.limiter.clock()).date(stamped, event)
-            check_started(item)
+            cols = Columns(self.catalog, self.limiter.clock(), plans)
+            at = cols.dated(event)
+            if at is not None:
+                check_subscribed(at, stamped.plan.started_at)
+            cols.add(event, stamped, at)
             try:
-                return item, await self._record(caller, Recording([item], plans))
+                return await self._record(caller, Recording(cols))
             except _Stale as stale:
                 self.plans.forget(stale.customers)
         raise DependencyUnavailable("the customer's terms changed under every try; retry")
@@ -133,12 +119,12 @@ class IngestService:
         raise DependencyUnavailable("the customers' terms changed under every try; retry")
 
     def _sort(self, plans: Plans, events: Sequence[EventIn]) -> Recording:
-        """Dated items; in-batch repeats counted, unknown and unstarted ones refused."""
-        dater = Dater(self.limiter.clock())
-        out = Recording([], plans)
-        seen: set[tuple[str, str]] = set()
+        """Rows in one pass; in-batch repeats counted, unknown and unstarted ones refused."""
+        out = Recording(Columns(self.catalog, self.limiter.clock(), plans))
+        dated, add = out.cols.dated, out.cols.add
+        seen: set[str] = set()  # strings, not tuples: nothing here for the GC to track
         for index, event in enumerate(events):
-            key = (event.customer_id, event.event_id)
+            key = f"{event.customer_id}\x00{event.event_id}"  # an event_id has no NUL
             if key in seen:
                 out.duplicates += 1
                 continue
@@ -149,70 +135,76 @@ class IngestService:
                 out.refused.append((event, NotFound(f"no customer {event.customer_id!r}")))
                 continue
             try:
-                item = dater.date(stamped, event)
+                at = dated(event)
             except InvalidInput as exc:
                 raise InvalidInput(f"events.{index}: {exc.message}") from None
-            try:
-                check_started(item)
-            except InvalidInput as exc:  # this event's fault, not the batch's
-                out.refused.append((event, exc))
-                continue
-            out.items.append(item)
+            if at is not None and at < stamped.plan.started_at:
+                try:
+                    check_subscribed(at, stamped.plan.started_at)
+                except InvalidInput as exc:  # this event's fault, not the batch's
+                    out.refused.append((event, exc))
+                    continue
+            add(event, stamped, at)
         metrics.usage_events(["duplicate"], count=out.duplicates)
         return out
 
     async def _record(self, caller: Caller, out: Recording) -> Recording:
         """Steps 1-3; raises _Stale (everything given back) when a plan is not current."""
-        items, plans = out.items, out.plans
-        if not items:
+        cols = out.cols
+        waiting = cols.waiting()
+        if waiting:  # one read of the tier history, only for events before their tier
+            cols.price_waiting(await customer_store.tier_histories(self.state.pool, waiting))
+        if not cols.e_group:
             return out
-        priced = price(self.catalog, items, await self._histories(items))
-        limited, deps = limits(priced, plans)
-        out.reservations, admitted = await self._admit(limited, deps, priced, plans)
+        limited, deps = limits(cols)
+        out.reservations, admitted = await self._admit(limited, deps, cols)
         # What the admission bumped: every group but a refused customer's api_calls.
         allowed = [True, *(r.allowed for r in out.reservations.values())]
         bumped = [g for g, w in enumerate(deps) if admitted and allowed[w]]
-        if any(not r.allowed for r in out.reservations.values()):
+        if not all(allowed):
             try:
                 await self._refusals(out)
             except _Stale:
-                await self._give_back(out, priced, bumped, {})
+                await self._give_back(out, bumped, {})
                 raise
-        call, sent = usage_write(caller.key_hash, priced, items)
-        inserted: dict[int, tuple[int, int]] = {}
+        call, rows = cols.write(caller.key_hash)
+        inserted: Inserted = {}
         billed = 0
-        if sent:
+        if rows:
             try:
                 written = await usage_store.record(self.state.pool, call)
             except BaseException:
-                await self._give_back(out, priced, bumped, {})
+                await self._give_back(out, bumped, {})
                 raise
             if written.unauthorized or written.stale:
-                await self._give_back(out, priced, bumped, {})
+                await self._give_back(out, bumped, {})
                 if written.unauthorized:
                     self.plans.forget_key(caller.key_hash or "")
                     raise Unauthenticated("the API key is not valid")
                 raise _Stale([call.customers[i] for i in written.stale])
-            inserted, billed = written.inserted, len(written.billed)
+            inserted = _every(cols) if written.every else written.inserted
+            billed = len(written.billed)
             for n in written.known:
-                sent[n].status = "duplicate"
+                cols.status[rows[n]] = "duplicate"
             for n in written.billed:
-                sent[n].status = "billed"
+                cols.status[rows[n]] = "billed"
         out.inserted = sum(n for n, _ in inserted.values())
-        out.duplicates += len(sent) - out.inserted - billed
-        await self._give_back(out, priced, bumped, inserted)
-        await self._conversions(out, priced, inserted)
+        duplicates = len(rows) - out.inserted - billed
+        out.duplicates += duplicates
+        await self._give_back(out, bumped, inserted)
+        for cid in crossed(cols, inserted, out.reservations):
+            await convert(self.state, self.limiter, cid)
         metrics.usage_events(["inserted"], count=out.inserted)
-        metrics.usage_events(["duplicate"], count=len(sent) - out.inserted - billed)
+        metrics.usage_events(["duplicate"], count=duplicates)
         metrics.usage_events(["billed"], count=billed)
         return out
 
     async def _admit(
-        self, limited: list[tuple[str, int, int]], deps: list[int], priced: Priced, plans: Plans
+        self, limited: list[tuple[str, int, int]], deps: list[int], cols: Columns
     ) -> tuple[dict[str, Reservation], bool]:
         """Reservations by customer, and whether Redis took them (and the live bumps)."""
         live = usage_store.live_bumps(
-            (w, g, sent[1]) for w, g, sent in zip(deps, priced.groups, priced.sent, strict=True)
+            (w, g, sent[1]) for w, g, sent in zip(deps, cols.groups, cols.sent, strict=True)
         )
         try:
             answers = await self.limiter.admit(limited, live, usage_store.live_ttl_s())
@@ -222,7 +214,7 @@ class IngestService:
                 return {}, False
             policy = self.state.settings.rate_limit_redis_down
             for cid, _, _ in limited:
-                metrics.limiter_decision(f"redis_down_{policy}", plans[cid].plan.tier.value)
+                metrics.limiter_decision(f"redis_down_{policy}", cols.plans[cid].plan.tier.value)
             if policy == "deny":
                 raise
             ids = ", ".join(cid for cid, _, _ in limited)
@@ -231,62 +223,48 @@ class IngestService:
         reservations = {}
         for (cid, _, _), reservation in zip(limited, answers, strict=True):
             decision = "allowed" if reservation.allowed else "limited"
-            metrics.limiter_decision(decision, plans[cid].plan.tier.value)
+            metrics.limiter_decision(decision, cols.plans[cid].plan.tier.value)
             reservations[cid] = reservation
         return reservations, True
 
     async def _refusals(self, out: Recording) -> None:
         """A refused customer's api_calls: duplicates if recorded before, else rate_limited."""
-        stale: list[str] = []
-        refused = {cid for cid, r in out.reservations.items() if not r.allowed}
-        for cid in refused:
-            calls = [
-                i for i in out.items if i.event.customer_id == cid and i.event.kind is API_CALL
-            ]
-            ids = [i.event.event_id for i in calls]
+        cols, stale = out.cols, []
+        for cid, held in out.reservations.items():
+            if held.allowed:
+                continue
+            rows = cols.rows_of(cid, API_CALL)
+            ids = [cols.e_event_id[r] for r in rows]
             stamp, known = await usage_store.refusal_facts(self.state.pool, cid, ids)
-            if stamp != out.plans[cid].stamp:
+            if stamp != cols.plans[cid].stamp:
                 stale.append(cid)
                 continue
-            for i in calls:
-                i.status = "duplicate" if i.event.event_id in known else "rate_limited"
+            for r in rows:
+                cols.status[r] = "duplicate" if cols.e_event_id[r] in known else "rate_limited"
             out.duplicates += len(known)
             metrics.usage_events(["duplicate"], count=len(known))
-            metrics.usage_events(["rate_limited"], count=len(calls) - len(known))
+            metrics.usage_events(["rate_limited"], count=len(rows) - len(known))
         if stale:
             raise _Stale(stale)
 
-    async def _give_back(
-        self,
-        out: Recording,
-        priced: Priced,
-        bumped: list[int],
-        inserted: dict[int, tuple[int, int]],
-    ) -> None:
+    async def _give_back(self, out: Recording, bumped: list[int], inserted: Inserted) -> None:
         """What Postgres did not record, back to the hour counters and the live counters."""
-        unused, settled, back = unrecorded(priced, out.reservations, bumped, inserted)
+        unused, settled, back = unrecorded(out.cols, out.reservations, bumped, inserted)
         out.reservations.update(settled)
-        live: list[LiveBump] = usage_store.live_bumps(back)
         try:
-            await self.limiter.give_back(unused, live)
+            await self.limiter.give_back(unused, usage_store.live_bumps(back))
         except DependencyUnavailable:
             log.warning("could not give back unrecorded usage to Redis: %s", unused)
 
-    async def _conversions(
-        self, out: Recording, priced: Priced, inserted: dict[int, tuple[int, int]]
-    ) -> None:
-        """Start the upgrade of each convertible free customer whose calls crossed the line."""
-        crossing = crossed(priced, inserted, out.plans, out.reservations)
-        for cid in crossing:
-            await convert(self.state, self.limiter, cid)
 
-    async def _histories(self, items: Sequence[Item]) -> dict[str, list[TierChange]]:
-        """One read of the tier history, only for customers with events before their tier."""
-        since: dict[str, datetime] = {}
-        for item in items:
-            if item.client_dated and item.predates_tier:
-                cid = item.event.customer_id
-                since[cid] = min(since.get(cid, item.occurred_at), item.occurred_at)
-        if not since:
-            return {}
-        return await customer_store.tier_histories(self.state.pool, since)
+def _every(cols: Columns) -> Inserted:
+    """Per group (events, quantity) when every row of the call was inserted."""
+    if not cols.status:  # the call is every row: the sent counts
+        return {g: (n, q) for g, (n, q) in enumerate(cols.sent) if n}
+    counts: dict[int, list[int]] = {}
+    for row, g in enumerate(cols.e_group):
+        if row not in cols.status:
+            entry = counts.setdefault(g - 1, [0, 0])
+            entry[0] += 1
+            entry[1] += cols.e_quantity[row]
+    return {g: (n, q) for g, (n, q) in counts.items()}

@@ -1,8 +1,12 @@
-"""One request's events dated, priced once per group, and laid out as `record_usage`'s
-column arrays: no per-event model, cost or Decimal on the way in.
+"""One request's events laid out as `record_usage`'s column arrays, in one pass: no
+per-event model, cost or Decimal on the way in.
 
 A group is the events of one customer, kind, period and tier: they share one unit price,
-looked up once (catalog and contract terms), and Postgres multiplies it out exactly.
+looked up once (catalog and contract terms), and Postgres multiplies it out exactly. An
+event dated before its customer's current tier waits until the tier history is read.
+`occurred_at` travels as float seconds since the epoch (asyncpg encodes a float array
+several times faster than a timestamptz one); Postgres's to_timestamp rounds it back to the
+exact microsecond for any moment before 2255, and no event is ever dated after now + 5 min.
 """
 
 from __future__ import annotations
@@ -10,15 +14,13 @@ from __future__ import annotations
 import dataclasses
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Literal
 
 from api.ingest.decode import EventIn
 from api.ingest.plans import StampedPlan
-from billing.catalog import PriceCatalog, UsageKind
-from billing.metering import TierChange, check_occurred_at, predates_tier, pricing_tier
+from billing.catalog import PriceCatalog, Tier, UsageKind
+from billing.metering import FUTURE_TOLERANCE, TierChange, check_occurred_at, pricing_tier
 from billing.periods import period_of
 from store.limiter import Reservation
 from store.usage import Group, UsageWrite
@@ -28,128 +30,146 @@ API_CALL = UsageKind.API_CALL
 Limited = list[tuple[str, int, int]]
 
 
-@dataclass(slots=True)
-class Item:
-    """One event on its way in; `status` is set only where it is decided per event."""
+class Columns:
+    """The rows of one request; `status` holds the few decided one by one (rare)."""
 
-    event: EventIn
-    stamped: StampedPlan
-    occurred_at: datetime
-    period: str
-    client_dated: bool
-    group: int = 0
-    status: Status | None = None
-
-    @property
-    def predates_tier(self) -> bool:
-        return predates_tier(self.stamped.plan, self.occurred_at, self.client_dated)
-
-
-class Dater:
-    """Dates events against one `now`; the period of each UTC month is spelled once."""
-
-    def __init__(self, now: datetime) -> None:
+    def __init__(
+        self, catalog: PriceCatalog, now: datetime, plans: Mapping[str, StampedPlan]
+    ) -> None:
+        self.catalog = catalog
+        self.plans = plans
         self.now = now.astimezone(UTC)
+        self._latest = self.now + FUTURE_TOLERANCE
+        self._now_period = period_of(self.now)
+        self._now_seconds = self.now.timestamp()
         self._periods: dict[tuple[int, int], str] = {}
+        self._index: dict[tuple[str, UsageKind, str, Tier], int] = {}
+        self._later: list[tuple[EventIn, StampedPlan, datetime]] = []
+        self.groups: list[Group] = []
+        self.sent: list[list[int]] = []  # per group [events, quantity]
+        self.events: list[EventIn] = []
+        self.e_group: list[int] = []  # 1-based
+        self.e_event_id: list[str] = []
+        self.e_quantity: list[int] = []
+        self.e_at: list[float] = []
+        self.status: dict[int, Status] = {}
 
-    def date(self, stamped: StampedPlan, event: EventIn) -> Item:
-        """InvalidInput for a moment no request may carry (far future, out of range)."""
-        at = event.utc_occurred_at()
-        occurred_at = self.now if at is None else check_occurred_at(at, self.now)
-        month = (occurred_at.year, occurred_at.month)
+    def dated(self, event: EventIn) -> datetime | None:
+        """Its UTC moment, None for "now"; InvalidInput for one no request may carry."""
+        at = event.occurred_at
+        if at is None:
+            return None
+        if at.tzinfo is not UTC:
+            at = at.astimezone(UTC)
+        if at > self._latest:
+            check_occurred_at(at, self.now)  # raises, with the message
+        self._period(at)  # InvalidInput for a year outside 2000-2999
+        return at
+
+    def add(self, event: EventIn, stamped: StampedPlan, at: datetime | None) -> None:
+        """A started event (see `dated`), into the group of the tier in force at `at`."""
+        plan = stamped.plan
+        if at is None:
+            self._row(event, plan.tier, self._now_period, self._now_seconds)
+            return
+        since = plan.tier_since
+        if since is not None and at < since:
+            self._later.append((event, stamped, at))
+            return
+        self._row(event, plan.tier, self._period(at), at.timestamp())
+
+    def waiting(self) -> dict[str, datetime]:
+        """Customer -> its earliest event dated before its current tier."""
+        since: dict[str, datetime] = {}
+        for event, _, at in self._later:
+            since[event.customer_id] = min(since.get(event.customer_id, at), at)
+        return since
+
+    def price_waiting(self, histories: Mapping[str, Sequence[TierChange]]) -> None:
+        for event, stamped, at in self._later:
+            history = histories.get(event.customer_id, ())
+            tier = pricing_tier(stamped.plan, at, True, history)
+            self._row(event, tier, self._period(at), at.timestamp())
+        self._later.clear()
+
+    def _period(self, at: datetime) -> str:
+        month = (at.year, at.month)
         period = self._periods.get(month)
         if period is None:
-            period = self._periods[month] = period_of(occurred_at)
-        return Item(event, stamped, occurred_at, period, at is not None)
+            period = self._periods[month] = period_of(at)  # InvalidInput out of 2000-2999
+        return period
 
-
-@dataclass(slots=True)
-class Priced:
-    """The groups of a request and, per group, the events and quantity sent."""
-
-    groups: list[Group] = field(default_factory=list)
-    sent: list[list[int]] = field(default_factory=list)  # [events, quantity]
-
-
-def price(
-    catalog: PriceCatalog, items: Sequence[Item], histories: Mapping[str, Sequence[TierChange]]
-) -> Priced:
-    """Each event into the group of the tier in force when it occurred; a price per group."""
-    out = Priced()
-    index: dict[tuple[str, UsageKind, str, str], int] = {}
-    for item in items:
-        plan = item.stamped.plan
-        event = item.event
-        tier = plan.tier
-        if item.client_dated and item.predates_tier:
-            tier = pricing_tier(plan, item.occurred_at, True, histories.get(plan.customer_id, ()))
-        key = (event.customer_id, event.kind, item.period, tier)
-        g = index.get(key)
+    def _row(self, event: EventIn, tier: Tier, period: str, seconds: float) -> None:
+        cid = event.customer_id
+        key = (cid, event.kind, period, tier)
+        g = self._index.get(key)
         if g is None:
-            g = index[key] = len(out.groups)
-            unit_price: Decimal = catalog.unit_price(tier, event.kind, plan.overrides)
-            out.groups.append(Group(event.customer_id, event.kind, item.period, tier, unit_price))
-            out.sent.append([0, 0])
-        sent = out.sent[g]
+            g = self._index[key] = len(self.groups)
+            overrides = self.plans[cid].plan.overrides
+            unit_price = self.catalog.unit_price(tier, event.kind, overrides)
+            self.groups.append(Group(cid, event.kind, period, tier, unit_price))
+            self.sent.append([0, 0])
+        sent = self.sent[g]
         sent[0] += 1
         sent[1] += event.quantity
-        item.group = g
-    return out
+        self.events.append(event)
+        self.e_group.append(g + 1)
+        self.e_event_id.append(event.event_id)
+        self.e_quantity.append(event.quantity)
+        self.e_at.append(seconds)
+
+    def period_of_row(self, row: int) -> str:
+        return self.groups[self.e_group[row] - 1].period
+
+    def rows_of(self, customer_id: str, kind: UsageKind) -> list[int]:
+        return [
+            row
+            for row, g in enumerate(self.e_group)
+            if self.groups[g - 1].customer_id == customer_id and self.groups[g - 1].kind is kind
+        ]
+
+    def write(self, key_hash: str | None) -> tuple[UsageWrite, list[int]]:
+        """The call for the rows still undecided, and their row numbers in call order."""
+        rows = [r for r in range(len(self.e_group)) if r not in self.status]
+        e_group, e_event_id, e_quantity, e_at = (
+            self.e_group,
+            self.e_event_id,
+            self.e_quantity,
+            self.e_at,
+        )
+        if self.status:
+            e_group = [e_group[r] for r in rows]
+            e_event_id = [e_event_id[r] for r in rows]
+            e_quantity = [e_quantity[r] for r in rows]
+            e_at = [e_at[r] for r in rows]
+        customers = list(dict.fromkeys(g.customer_id for g in self.groups))
+        stamps = [self.plans[c].stamp for c in customers]
+        call = UsageWrite(
+            key_hash, customers, stamps, self.groups, e_group, e_event_id, e_quantity, e_at
+        )
+        return call, rows
 
 
-def usage_write(
-    caller_key_hash: str | None, priced: Priced, items: Sequence[Item]
-) -> tuple[UsageWrite, list[Item]]:
-    """The call for the items still undecided, and those items in the call's event order."""
-    stamps: dict[str, str] = {}
-    sent: list[Item] = []
-    e_group: list[int] = []
-    e_event_id: list[str] = []
-    e_quantity: list[int] = []
-    e_occurred_at: list[datetime] = []
-    for item in items:
-        if item.status is not None:
-            continue
-        event = item.event
-        stamps[event.customer_id] = item.stamped.stamp
-        sent.append(item)
-        e_group.append(item.group + 1)
-        e_event_id.append(event.event_id)
-        e_quantity.append(event.quantity)
-        e_occurred_at.append(item.occurred_at)
-    call = UsageWrite(
-        caller_key_hash,
-        list(stamps),
-        list(stamps.values()),
-        priced.groups,
-        e_group,
-        e_event_id,
-        e_quantity,
-        e_occurred_at,
-    )
-    return call, sent
-
-
-def limits(priced: Priced, plans: Mapping[str, StampedPlan]) -> tuple[Limited, list[int]]:
+def limits(cols: Columns) -> tuple[Limited, list[int]]:
     """(customer, api_call quantity, limit) of each limited customer, and per group the
     1-based position of the customer its live bump depends on (0: it does not)."""
     calls: dict[str, int] = defaultdict(int)
-    for group, (_, quantity) in zip(priced.groups, priced.sent, strict=True):
+    for group, (_, quantity) in zip(cols.groups, cols.sent, strict=True):
         if group.kind is API_CALL:
             calls[group.customer_id] += quantity
     limited: Limited = []
     who: dict[str, int] = {}
     for cid, quantity in calls.items():
-        limit = plans[cid].plan.limit
+        limit = cols.plans[cid].plan.limit
         if limit is not None:
             limited.append((cid, quantity, limit))
             who[cid] = len(limited)
-    deps = [who.get(g.customer_id, 0) if g.kind is API_CALL else 0 for g in priced.groups]
+    deps = [who.get(g.customer_id, 0) if g.kind is API_CALL else 0 for g in cols.groups]
     return limited, deps
 
 
 def unrecorded(
-    priced: Priced,
+    cols: Columns,
     reservations: Mapping[str, Reservation],
     bumped: Sequence[int],
     inserted: Mapping[int, tuple[int, int]],
@@ -158,8 +178,8 @@ def unrecorded(
     as settled, and (0, group, quantity) live amounts to take back."""
     recorded: dict[str, int] = defaultdict(int)
     for g, (_, quantity) in inserted.items():
-        if priced.groups[g].kind is API_CALL:
-            recorded[priced.groups[g].customer_id] += quantity
+        if cols.groups[g].kind is API_CALL:
+            recorded[cols.groups[g].customer_id] += quantity
     unused: list[tuple[Reservation, int]] = []
     settled: dict[str, Reservation] = {}
     for cid, held in reservations.items():
@@ -167,23 +187,20 @@ def unrecorded(
         if held.allowed and spare > 0:
             unused.append((held, spare))
             settled[cid] = dataclasses.replace(held, count=held.count - spare)
-    back = [(0, priced.groups[g], priced.sent[g][1] - inserted.get(g, (0, 0))[1]) for g in bumped]
+    back = [(0, cols.groups[g], cols.sent[g][1] - inserted.get(g, (0, 0))[1]) for g in bumped]
     return unused, settled, [b for b in back if b[2]]
 
 
 def crossed(
-    priced: Priced,
-    inserted: Mapping[int, tuple[int, int]],
-    plans: Mapping[str, StampedPlan],
-    reservations: Mapping[str, Reservation],
+    cols: Columns, inserted: Mapping[int, tuple[int, int]], reservations: Mapping[str, Reservation]
 ) -> set[str]:
     """Convertible free customers whose recorded api_calls took this hour past the free limit."""
     out: set[str] = set()
     for g in inserted:
-        cid = priced.groups[g].customer_id
-        plan = plans[cid].plan
+        cid = cols.groups[g].customer_id
+        plan = cols.plans[cid].plan
         held = reservations.get(cid)
-        if priced.groups[g].kind is API_CALL and plan.converts and held is not None:
+        if cols.groups[g].kind is API_CALL and plan.converts and held is not None:
             if plan.free_limit is not None and held.count > plan.free_limit:
                 out.add(cid)
     return out

@@ -52,7 +52,7 @@ def _limited(service: IngestService, out: Recording, customer_id: str) -> str:
     held = out.reservations[customer_id]
     return limited_message(
         service.catalog,
-        out.plans[customer_id].plan,
+        out.cols.plans[customer_id].plan,
         limit=held.limit,
         count=held.count,
         quantity=held.quantity,
@@ -77,8 +77,8 @@ async def record_usage(request: Request) -> Response:
     service = ingest_service(request)
     caller = await service.caller(request.headers.get("authorization"))
     event = decode_event(await request.body(), request.headers.get("content-type"))
-    item, out = await service.record_one(caller, event)
-    status = out.status_of(item)
+    out = await service.record_one(caller, event)
+    status = out.status()
     held = out.reservations.get(event.customer_id)
     if status == "rate_limited":
         assert held is not None
@@ -88,7 +88,7 @@ async def record_usage(request: Request) -> Response:
         )
     if status == "billed":
         raise PeriodAlreadyBilled(
-            f"period {item.period} is already billed for {event.customer_id}; "
+            f"period {out.cols.period_of_row(0)} is already billed for {event.customer_id}; "
             "usage that occurred in it can no longer be recorded"
         )
     inserted = status == "inserted"
@@ -116,14 +116,18 @@ async def record_usage_batch(request: Request) -> Response:
          "message": exc.message}
         for e, exc in out.refused
     ]  # fmt: skip
-    for item in out.items:
-        if item.status == "billed":
-            code, message = PeriodAlreadyBilled.code, f"period {item.period} is already billed"
-        elif item.status == "rate_limited":
-            code, message = RateLimited.code, _limited(service, out, item.event.customer_id)
+    cols = out.cols
+    for row, status in sorted(cols.status.items()):
+        if status == "billed":
+            code, message = (
+                PeriodAlreadyBilled.code,
+                f"period {cols.period_of_row(row)} is already billed",
+            )
+        elif status == "rate_limited":
+            code, message = RateLimited.code, _limited(service, out, cols.events[row].customer_id)
         else:
             continue
-        event = item.event
+        event = cols.events[row]
         rejected.append(
             {"event_id": event.event_id, "customer_id": event.customer_id, "error": code,
              "message": message}

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from billing.periods import period_of
+from billing.periods import period_of, previous_period
 from billing.settings import Settings
 from store.limiter import hour_window
 from store.usage import read_live_counters
@@ -121,3 +121,27 @@ async def test_the_openapi_describes_both_bodies(api: httpx.AsyncClient) -> None
         assert operation["security"] == [{"HTTPBearer": []}]
     single = spec["paths"]["/v1/usage"]["post"]["responses"]
     assert {"200", "201", "409", "422", "429", "503"} <= set(single)
+
+
+async def test_occurred_at_is_stored_to_the_microsecond(
+    api: httpx.AsyncClient, settings: Settings, db_pool: asyncpg.Pool
+) -> None:
+    """occurred_at travels as float seconds; Postgres rounds it back to the exact instant."""
+    last = previous_period(period_of(datetime.now(UTC)))
+    started = f"{last}-01T00:00:00Z"
+    customer = await create_customer(api, settings, tier="starter", started_at=started)
+    moments = [
+        f"{last}-01T00:00:00Z",
+        f"{last}-01T00:00:00.000001Z",
+        f"{last}-15T23:59:59.999999Z",
+        f"{last}-27T12:34:56.123457+05:30",
+        datetime.now(UTC).isoformat(),
+    ]
+    events = [event(customer["id"], occurred_at=at) for at in moments]
+    batch = await api.post("/v1/usage/batch", json={"events": events}, headers=service(settings))
+    assert batch.json()["accepted"] == len(moments), batch.text
+    for body in events:
+        stored = await db_pool.fetchval(
+            "SELECT occurred_at FROM usage_events WHERE event_id = $1", body["event_id"]
+        )
+        assert stored == datetime.fromisoformat(body["occurred_at"]), body["occurred_at"]
