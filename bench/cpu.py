@@ -8,7 +8,7 @@ other programs took during the run.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,3 +106,15 @@ def used(before: CpuSnapshot, after: CpuSnapshot) -> CpuUsage:
         name: max(after.per_tree.get(name, 0.0) - s, 0.0) for name, s in before.per_tree.items()
     }
     return CpuUsage(per_tree, after.busy_s - before.busy_s, after.all_s - before.all_s)
+
+
+def combined(usages: Iterable[CpuUsage]) -> CpuUsage:
+    """The CPU of several runs as one: what pooled ratios are taken over."""
+    per_tree: dict[str, float] = {}
+    busy = every = 0.0
+    for usage in usages:
+        for name, s in usage.per_tree.items():
+            per_tree[name] = per_tree.get(name, 0.0) + s
+        busy += usage.machine_busy_s
+        every += usage.machine_all_s
+    return CpuUsage(per_tree, busy, every)

@@ -6,13 +6,12 @@ in one transaction per call, not through the API.
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import asyncpg
 
+from api.auth import hash_customer_key, new_customer_key
 from billing.catalog import DEFAULT_CATALOG, Tier, UsageKind
 from billing.metering import event_cost
 from billing.periods import period_bounds
@@ -42,11 +41,29 @@ async def create_customers(
     token: str | None = "tok_success",
 ) -> list[str]:
     """`count` customers `cus_{prefix}{n}` with a card on file; returns their ids in order."""
-    ids = [f"cus_{prefix}{n:06d}" for n in range(count)]
+    keyed = await create_keyed_customers(
+        pool, prefix, count, tier=tier, started_at=started_at, token=token
+    )
+    return list(keyed)
+
+
+async def create_keyed_customers(
+    pool: asyncpg.Pool,
+    prefix: str,
+    count: int,
+    *,
+    tier: Tier,
+    started_at: datetime,
+    token: str | None = "tok_success",
+) -> dict[str, str]:
+    """As `create_customers`, with each customer's own API key (made and stored hashed as
+    POST /v1/customers makes it): customer id -> key, in order."""
+    keys = {f"cus_{prefix}{n:06d}": new_customer_key() for n in range(count)}
+    ids = list(keys)
     customers = [
         (cid, "Bench Customer", f"{cid}@example.com", tier.value, False, Decimal("0.08"), "USD",
-         hashlib.sha256(secrets.token_bytes(16)).hexdigest(), started_at)
-        for cid in ids
+         hash_customer_key(key), started_at)
+        for cid, key in keys.items()
     ]  # fmt: skip
     async with pool.acquire() as conn, conn.transaction():
         await conn.executemany(sql.INSERT_CUSTOMER, customers)
@@ -54,7 +71,7 @@ async def create_customers(
         if token is not None:
             methods = [(f"pm_{cid}", cid, "credit_card", token) for cid in ids]
             await conn.executemany(sql.INSERT_PAYMENT_METHOD, methods)
-    return ids
+    return keys
 
 
 def priced_row(

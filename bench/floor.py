@@ -1,13 +1,14 @@
 """The floor: workflows whose activities do nothing, run by the same server and worker settings.
 
-A billing cycle that is paid at once runs five activities (count them in
-tests/replay/histories/billing_cycle_paid_at_once.json: `issue_cycle_bill` in the cycle;
-`get_bill`, `charge_policy`, `charge`, `record_attempt` in its child ChargeWorkflow).
-`FloorCycleWorkflow` runs five no-op activities in one workflow: the least Temporal work
-that a five-step saga can cost. `FloorShapedCycleWorkflow` keeps the cycle's shape too (one
-activity, then a child with four), to tell the cost of the child apart from the cost of
-the activities' real work. `FloorRunWorkflow` fans out like BillingRunWorkflow: pages,
-at most `concurrency` starts in flight, continue-as-new after each page.
+The floor's shape is counted from the product, not written down: before the measured
+rounds the benchmark bills one customer and reads that cycle's history and its children's
+(bench/sagas.py, `shape_of`): how many activities and local activities each execution
+scheduled and which children it started. `FloorCycleWorkflow` runs all of those activities
+as no-ops in one execution: the least Temporal work that the saga's steps can cost.
+`FloorShapedCycleWorkflow` keeps the cycle's shape too (its own activities, then each child
+with its own), to tell the cost of the executions apart from the cost of the activities'
+real work. `FloorRunWorkflow` fans out like BillingRunWorkflow: pages, at most
+`concurrency` starts in flight, continue-as-new after each page.
 """
 
 from __future__ import annotations
@@ -20,12 +21,11 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     from bench.floor_io import (
-        CHARGE_ACTIVITIES,
-        CYCLE_ACTIVITIES,
         FloorInput,
         FloorPageInput,
         FloorResult,
         FloorRunInput,
+        FloorShape,
         FloorStep,
         floor_page,
         noop,
@@ -34,39 +34,54 @@ with workflow.unsafe.imports_passed_through():
     from workflows.search_attributes import search_attributes
 
 
-async def _steps(key: str, count: int, first: int = 0) -> None:
-    for n in range(first, first + count):
+async def _steps(key: str, shape: FloorShape) -> int:
+    """The shape's activities, then its local activities, one after another as a saga's."""
+    for n in range(shape.activities):
         await workflow.execute_activity(noop, FloorStep(key=key, step=n), **DB)
+    for n in range(shape.local_activities):
+        await workflow.execute_local_activity(
+            noop,
+            FloorStep(key=key, step=shape.activities + n),
+            start_to_close_timeout=DB["start_to_close_timeout"],
+            retry_policy=DB["retry_policy"],
+        )
+    return shape.activities + shape.local_activities
+
+
+async def _tree(inp: FloorInput) -> FloorResult:
+    """The shape's own steps, then each child in turn, awaited as the cycle awaits its charge."""
+    steps = await _steps(inp.key, inp.shape)
+    for n, child in enumerate(inp.shape.children):
+        done = await workflow.execute_child_workflow(
+            FloorChildWorkflow.run,
+            inp.model_copy(update={"shape": child}),
+            id=f"{workflow.info().workflow_id}-{n}",
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        )
+        steps += done.steps
+    return FloorResult(key=inp.key, steps=steps)
 
 
 @workflow.defn(name="BenchFloorCycle")
 class FloorCycleWorkflow:
     @workflow.run
     async def run(self, inp: FloorInput) -> FloorResult:
-        await _steps(inp.key, CYCLE_ACTIVITIES)
-        return FloorResult(key=inp.key, steps=CYCLE_ACTIVITIES)
+        steps = await _steps(inp.key, inp.shape.flat())
+        return FloorResult(key=inp.key, steps=steps)
 
 
-@workflow.defn(name="BenchFloorCharge")
-class FloorChargeWorkflow:
+@workflow.defn(name="BenchFloorChild")
+class FloorChildWorkflow:
     @workflow.run
     async def run(self, inp: FloorInput) -> FloorResult:
-        await _steps(inp.key, CHARGE_ACTIVITIES, first=1)
-        return FloorResult(key=inp.key, steps=CHARGE_ACTIVITIES)
+        return await _tree(inp)
 
 
 @workflow.defn(name="BenchFloorShapedCycle")
 class FloorShapedCycleWorkflow:
     @workflow.run
     async def run(self, inp: FloorInput) -> FloorResult:
-        await _steps(inp.key, CYCLE_ACTIVITIES - CHARGE_ACTIVITIES)
-        await workflow.execute_child_workflow(
-            FloorChargeWorkflow.run,
-            inp,
-            id=f"{workflow.info().workflow_id}-charge",
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        )
-        return FloorResult(key=inp.key, steps=CYCLE_ACTIVITIES)
+        return await _tree(inp)
 
 
 @workflow.defn(name="BenchFloorRun")
@@ -85,7 +100,7 @@ class FloorRunWorkflow:
                 try:
                     await workflow.start_child_workflow(
                         FloorCycleWorkflow.run,
-                        FloorInput(key=key, tag=inp.tag),
+                        FloorInput(key=key, tag=inp.tag, shape=inp.shape),
                         id=f"floor-{inp.tag}-{key}",
                         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                         parent_close_policy=workflow.ParentClosePolicy.ABANDON,
@@ -104,4 +119,4 @@ class FloorRunWorkflow:
         return started
 
 
-WORKFLOWS = [FloorCycleWorkflow, FloorChargeWorkflow, FloorShapedCycleWorkflow, FloorRunWorkflow]
+WORKFLOWS = [FloorCycleWorkflow, FloorChildWorkflow, FloorShapedCycleWorkflow, FloorRunWorkflow]

@@ -13,12 +13,29 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 from temporalio import activity
 
-CYCLE_ACTIVITIES = 5
-CHARGE_ACTIVITIES = 4
-
 
 class Floor(BaseModel):
     model_config = ConfigDict(frozen=True)
+
+
+class FloorShape(Floor):
+    """What one execution schedules, and the executions it starts as children, in order."""
+
+    activities: int
+    local_activities: int = 0
+    children: list[FloorShape] = []
+
+    @property
+    def executions(self) -> int:
+        return 1 + sum(c.executions for c in self.children)
+
+    def flat(self) -> FloorShape:
+        """Every activity of the tree in one execution: the least Temporal work it costs."""
+        kids = [c.flat() for c in self.children]
+        return FloorShape(
+            activities=self.activities + sum(k.activities for k in kids),
+            local_activities=self.local_activities + sum(k.local_activities for k in kids),
+        )
 
 
 class FloorStep(Floor):
@@ -29,6 +46,7 @@ class FloorStep(Floor):
 class FloorInput(Floor):
     key: str
     tag: str
+    shape: FloorShape  # counted from the product (bench/sagas.py, `shape_of`)
 
 
 class FloorResult(Floor):
@@ -49,6 +67,7 @@ class FloorPage(Floor):
 
 class FloorRunInput(Floor):
     tag: str
+    shape: FloorShape  # of each cycle it starts (the flat one: one execution)
     total: int
     page_size: int
     concurrency: int

@@ -5,8 +5,9 @@ Batch: 1,000-event batches from 8 concurrent clients, each batch spanning severa
 them, copied with asyncpg's `copy_records_to_table` in the same 1,000-row transactions
 from 8 connections: the most Postgres can take in this shape on this machine.
 
-Single: one event per `POST /v1/usage` (an api_call, so the limiter checks every one).
-Every measured run starts from an empty `usage_events` and ends by counting it.
+Single: one event per `POST /v1/usage` (an api_call, so the limiter checks every one),
+sent with the customer's own key as customers send it, or with the service key.
+Every measured batch run starts from an empty `usage_events` and ends by counting it.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import asyncpg
 
 from bench.data import USAGE_COLUMNS, UsageRow, priced_row
-from bench.loadgen import LoadResult, post_all
+from bench.loadgen import LoadResult, Request, post_all, post_open_loop
 from billing.catalog import Tier, UsageKind
 
 BATCH = 1_000
@@ -65,19 +67,17 @@ def batch_events(run: str, customers: list[str], batches: int, size: int = BATCH
     return Events(bodies, rows)
 
 
-def single_events(run: str, customers: list[str], count: int) -> list[bytes]:
-    """One api_call per request, customers in turn."""
-    return [
-        json.dumps(
-            {
-                "event_id": f"{run}-{n}",
-                "customer_id": customers[n % len(customers)],
-                "kind": UsageKind.API_CALL.value,
-                "quantity": 1,
-            }
-        ).encode()  # fmt: skip
-        for n in range(count)
-    ]
+def single_events(
+    run: str, customers: list[str], count: int, auth: Mapping[str, Mapping[str, str]]
+) -> list[Request]:
+    """One api_call per request, customers in turn, each with `auth[customer]`'s headers."""
+    requests: list[Request] = []
+    for n in range(count):
+        cid = customers[n % len(customers)]
+        body = {"event_id": f"{run}-{n}", "customer_id": cid,
+                "kind": UsageKind.API_CALL.value, "quantity": 1}  # fmt: skip
+        requests.append(Request(json.dumps(body).encode(), auth[cid]))
+    return requests
 
 
 def _kind(i: int) -> tuple[UsageKind, int]:
@@ -94,10 +94,9 @@ async def stored_events(pool: asyncpg.Pool) -> int:
     return count
 
 
-async def ingest_batches(api_url: str, auth: dict[str, str], events: Events) -> LoadResult:
-    return await post_all(
-        f"{api_url}/v1/usage/batch", events.bodies, concurrency=CLIENTS, headers=auth
-    )
+async def ingest_batches(api_url: str, auth: Mapping[str, str], events: Events) -> LoadResult:
+    requests = [Request(body, auth) for body in events.bodies]
+    return await post_all(f"{api_url}/v1/usage/batch", requests, concurrency=CLIENTS)
 
 
 async def copy_batches(pool: asyncpg.Pool, events: Events) -> float:
@@ -116,7 +115,13 @@ async def copy_batches(pool: asyncpg.Pool, events: Events) -> float:
     return time.perf_counter() - began
 
 
-async def ingest_single(
-    api_url: str, auth: dict[str, str], bodies: list[bytes], concurrency: int
+async def ingest_single(api_url: str, requests: list[Request], concurrency: int) -> LoadResult:
+    """Closed loop: `concurrency` clients, each sending its next event when answered."""
+    return await post_all(f"{api_url}/v1/usage", requests, concurrency=concurrency)
+
+
+async def ingest_open_loop(
+    api_url: str, requests: list[Request], rate: float, connections: int
 ) -> LoadResult:
-    return await post_all(f"{api_url}/v1/usage", bodies, concurrency=concurrency, headers=auth)
+    """Open loop: one event due every 1/rate seconds, whatever the answers do."""
+    return await post_open_loop(f"{api_url}/v1/usage", requests, rate=rate, connections=connections)

@@ -46,7 +46,16 @@ class Stack:
     settings: Settings
     api_url: str
     gateway_url: str
+    temporal_db: Path | None = None  # None: the Temporal dev server keeps its state in memory
     children: dict[str, ManagedProcess] = field(default_factory=dict)
+    commands: dict[str, tuple[list[str], dict[str, str]]] = field(default_factory=dict)
+    temporal_starts: int = 1
+
+    @property
+    def temporal(self) -> TemporalServer:
+        server = self.servers[2]
+        assert isinstance(server, TemporalServer)
+        return server
 
     def pid(self, name: str) -> int:
         return self.children[name].pid
@@ -59,6 +68,7 @@ class Stack:
         log = self.root / "logs" / f"{name}.log"
         env = {**self.env, **extra}
         self.children[name] = ManagedProcess(name, argv, log, env=env, cwd=REPO_ROOT)
+        self.commands[name] = (argv, dict(extra))
         return self.children[name].pid
 
     def stop_child(self, name: str) -> None:
@@ -81,6 +91,7 @@ def _env(values: Mapping[str, str]) -> dict[str, str]:
 async def start_servers(root: Path, *, temporal_in_memory: bool) -> Stack:
     """Postgres, Redis and Temporal as `make run` runs them (durable), on free ports."""
     logs = root / "logs"
+    temporal_db = None if temporal_in_memory else root / "temporal.db"
     jobs = (
         asyncio.to_thread(start_postgres, root / "postgres", free_port(), logs / "postgres.log"),
         asyncio.to_thread(start_redis, free_port(), root / "redis", logs / "redis.log"),
@@ -88,7 +99,7 @@ async def start_servers(root: Path, *, temporal_in_memory: bool) -> Stack:
             start_temporal,
             free_port(),
             logs / "temporal.log",
-            db_file=None if temporal_in_memory else root / "temporal.db",
+            db_file=temporal_db,
         ),
     )
     results = await asyncio.gather(*jobs, return_exceptions=True)
@@ -132,7 +143,9 @@ async def start_servers(root: Path, *, temporal_in_memory: bool) -> Stack:
         gateway_url=gateway_url,
         gateway_db_path=str(root / "gateway.sqlite3"),
     )
-    return Stack(root, [pg, redis, temporal], _env(values), settings, api_url, gateway_url)
+    return Stack(
+        root, [pg, redis, temporal], _env(values), settings, api_url, gateway_url, temporal_db
+    )
 
 
 def api_argv(workers: int) -> list[str]:
@@ -153,6 +166,34 @@ async def start_service(stack: Stack, *, api_workers: int = 1) -> None:
     await wait_http(f"{stack.gateway_url}/_sim/charges?bill_id=none", stack)
     client = await connect(stack)
     await wait_pollers(client, TASK_QUEUE, stack)
+
+
+# Every process that holds a Temporal connection, and the task queue each one polls.
+_TEMPORAL_USERS = {"api": None, "worker": TASK_QUEUE, "floor worker": FLOOR_TASK_QUEUE}
+
+
+async def fresh_temporal(stack: Stack) -> Client:
+    """An empty Temporal server on the same port, and every process that talks to Temporal
+    started again: a run on it pays for no history another run left. Returns a client."""
+    running = [name for name in _TEMPORAL_USERS if name in stack.children]
+    for name in running:
+        stack.stop_child(name)
+    old = stack.temporal
+    old.stop()
+    stack.temporal_starts += 1
+    n = stack.temporal_starts
+    db = None if stack.temporal_db is None else stack.temporal_db.with_name(f"temporal-{n}.db")
+    log = stack.root / "logs" / f"temporal-{n}.log"
+    stack.servers[2] = await asyncio.to_thread(start_temporal, old.port, log, db_file=db)
+    for name in running:
+        stack.start_child(name, *stack.commands[name])
+    client = await connect(stack)
+    if "api" in running:
+        await wait_http(f"{stack.api_url}/healthz", stack)
+    for name in running:
+        if (queue := _TEMPORAL_USERS[name]) is not None:
+            await wait_pollers(client, queue, stack)
+    return client
 
 
 def data_converter(settings: Settings) -> DataConverter:
