@@ -15,7 +15,6 @@ them high until the next rebuild (they are a cache of Postgres, store/rebuild.py
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,6 +23,7 @@ from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
 from billing.errors import DependencyUnavailable
+from store.redis_lane import Lane, Part, Script
 
 # A refusal comes back as -(count + 1): one integer says allowed or not, and the count.
 _COUNT = """
@@ -101,8 +101,9 @@ return 0
 # Redis failures that mean "unreachable", as opposed to a bug in a command.
 UNREACHABLE = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError, TimeoutError)
 
-_SLOTS = 64  # limiter calls in flight at once; each holds a connection of the client's pool
-_SPARE_CONNECTIONS = 16  # left to everything else (conversion flags, the counter watch)
+# Limiter calls in flight at once, each on a connection the lane holds (store/redis_lane.py);
+# the client's pool (100 by default) keeps the rest for everything else.
+_LANE_SIZE = 32
 _EXPIRY_SLACK_S = 120  # a key outlives its hour briefly, for late give-backs and clock skew
 # Only spares Temporal a start per request while a burst crosses the line together; the
 # saga's id makes the conversion once. Short, so a customer downgraded back to free
@@ -155,13 +156,10 @@ class RateLimiter:
     def __init__(self, redis: Redis, clock: Callable[[], datetime] = _utc_now) -> None:
         self.redis = redis
         self.clock = clock
-        self._reserve = redis.register_script(RESERVE_LUA)
-        self._admit = redis.register_script(ADMIT_LUA)
-        self._give_back = redis.register_script(GIVE_BACK_LUA)
-        # Requests wait here for a connection, never for the client's pool, which refuses
-        # at once when all are out (MaxConnectionsError, a ConnectionError: "Redis down").
-        pool_size = redis.connection_pool.max_connections
-        self._slots = asyncio.Semaphore(max(1, min(_SLOTS, pool_size - _SPARE_CONNECTIONS)))
+        self._lane = Lane(redis, _LANE_SIZE)
+        self._reserve = Script(redis, RESERVE_LUA)
+        self._admit = Script(redis, ADMIT_LUA)
+        self._give_back = Script(redis, GIVE_BACK_LUA)
         # The current hour's (key suffix, reset at): computed once an hour instead of
         # formatting a datetime on every request.
         self._window: tuple[str, int] = ("", 0)
@@ -178,10 +176,9 @@ class RateLimiter:
         suffix, reset_at = self._hour()
         key = f"ratelimit:{customer_id}:{suffix}"
         try:
-            async with self._slots:
-                answer = await self._reserve(
-                    keys=[key], args=[quantity, limit, reset_at + _EXPIRY_SLACK_S]
-                )
+            answer = await self._lane.evalsha(
+                self._reserve, [key], [quantity, limit, reset_at + _EXPIRY_SLACK_S]
+            )
         except UNREACHABLE as exc:
             raise _unreachable(exc) from exc
         return _reservation(key, quantity, limit, int(answer), reset_at)
@@ -191,8 +188,9 @@ class RateLimiter:
     ) -> list[Reservation]:
         """Reserve (customer, quantity, limit) each and bump `live`, in one round trip."""
         suffix, reset_at = self._hour()
-        keys = [f"ratelimit:{customer_id}:{suffix}" for customer_id, _, _ in wanted]
-        args: list[int | str] = [len(wanted), reset_at + _EXPIRY_SLACK_S, live_ttl_s]
+        counters = [f"ratelimit:{customer_id}:{suffix}" for customer_id, _, _ in wanted]
+        keys: list[Part] = list(counters)
+        args: list[Part] = [len(wanted), reset_at + _EXPIRY_SLACK_S, live_ttl_s]
         for _, quantity, limit in wanted:
             args += (quantity, limit)
         for bump in live:
@@ -201,13 +199,12 @@ class RateLimiter:
             for who, name, amount in bump.fields:
                 args += (who, name, amount)
         try:
-            async with self._slots:
-                answers = await self._admit(keys=keys, args=args)
+            answers = await self._lane.evalsha(self._admit, keys, args)
         except UNREACHABLE as exc:
             raise _unreachable(exc) from exc
         return [
             _reservation(key, quantity, limit, int(answer), reset_at)
-            for key, (_, quantity, limit), answer in zip(keys, wanted, answers, strict=False)
+            for key, (_, quantity, limit), answer in zip(counters, wanted, answers, strict=True)
         ]
 
     async def give_back(
@@ -217,16 +214,15 @@ class RateLimiter:
         held = [(r, q) for r, q in unused if r.allowed and q > 0]
         if not held and not live:
             return
-        keys = [r.key for r, _ in held]
-        args: list[int | str] = [len(held), *(q for _, q in held)]
+        keys: list[Part] = [r.key for r, _ in held]
+        args: list[Part] = [len(held), *(q for _, q in held)]
         for bump in live:
             keys.append(bump.key)
             args.append(len(bump.fields))
             for _, name, amount in bump.fields:
                 args += (name, -amount)
         try:
-            async with self._slots:
-                await self._give_back(keys=keys, args=args)
+            await self._lane.evalsha(self._give_back, keys, args)
         except UNREACHABLE as exc:
             raise _unreachable(exc) from exc
 

@@ -145,3 +145,17 @@ async def test_occurred_at_is_stored_to_the_microsecond(
             "SELECT occurred_at FROM usage_events WHERE event_id = $1", body["event_id"]
         )
         assert stored == datetime.fromisoformat(body["occurred_at"]), body["occurred_at"]
+
+
+async def test_the_limiter_survives_a_script_flush(
+    api: httpx.AsyncClient, settings: Settings, redis_client: Redis
+) -> None:
+    """The lane's EVALSHA meets NOSCRIPT, loads the script and carries on."""
+    customer = await create_customer(api, settings)
+    await redis_client.script_flush()
+    response = await api.post(
+        "/v1/usage", json=event(customer["id"], quantity=5), headers=service(settings)
+    )
+    assert response.status_code == 201, response.text
+    assert response.headers["X-RateLimit-Remaining"] == "995"
+    assert await hour_count(redis_client, customer["id"]) == 5
