@@ -22,8 +22,7 @@ def _test_server_path() -> str | None:
     return str(beside) if beside.exists() else shutil.which("temporal-test-server")
 
 
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def time_env() -> AsyncIterator[WorkflowEnvironment]:
+async def _start_time_skipping() -> WorkflowEnvironment:
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=DATA_CONVERTER,
         test_server_existing_path=_test_server_path(),
@@ -37,6 +36,30 @@ async def time_env() -> AsyncIterator[WorkflowEnvironment]:
             },
         )
     )
+    return env
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def time_env() -> AsyncIterator[WorkflowEnvironment]:
+    """One test server for the session. A test must leave nothing running on it (a
+    workflow whose next task waits on a queue nobody polls any more holds its time
+    skipping for every later test): stand-in workers close what they opened."""
+    env = await _start_time_skipping()
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def own_time_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A test server of the test's own, for a test that leaves the server's time locked.
+
+    Abandoned child workflows do: after a billing run (children started with
+    ParentClosePolicy.ABANDON), the test server stops skipping time for good, even once
+    every child has completed, so the session's later timers would wait in real time.
+    """
+    env = await _start_time_skipping()
     try:
         yield env
     finally:

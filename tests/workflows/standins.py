@@ -2,24 +2,38 @@
 
 Only workflow unit tests use these; integration tests run the real activities
 against real Postgres, Redis, Temporal and the gateway simulator.
+
+Turn-taking is real: `request_turn` signal-with-starts the real SubscriptionWorkflow (the
+test worker registers it), so an upgrade or dunning's downgrade waits its turn as in
+production. Customer and bill ids are unique per `Books`: the session's test server keeps
+every workflow id (and every subscription) of the tests before.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 from temporalio import activity
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.worker import Worker
 
+from activities.subscriptions import SubscriptionActivities
 from billing.messages import (
     AttemptChargeInput,
     AttemptOutcome,
     BillKey,
     BillRef,
+    CaptureRecorded,
     ChangeTierInput,
     ChangeTierResult,
     ChargePolicy,
@@ -35,17 +49,98 @@ from billing.messages import (
     IssueCycleBillResult,
     IssueUpgradeBillInput,
     ListCustomersInput,
+    PaymentReceivedInput,
     RecordAttemptInput,
     RefundKey,
+    RefundLookup,
     RefundReservation,
     ReserveRefundInput,
+    ResolveChargeInput,
     SagaNote,
     Settlement,
+    TierToRestore,
+    TurnRequest,
     VoidBillInput,
     WriteOffInput,
 )
+from billing.workflow_ids import subscription_id
+from worker import WORKFLOWS
+from workflows.subscription import SubscriptionWorkflow
 
+# A stand-in may raise instead of answering: an answer lost, a gateway that is down.
 Script = Callable[[AttemptChargeInput, int], AttemptOutcome]
+Resolve = Callable[[ResolveChargeInput, int], AttemptOutcome]
+RefundScript = Callable[[GatewayRefundInput, int], GatewayRefundOutcome]
+# What `get_charge` answers, in order: still pending (None), settled, or the gateway away.
+Lookup = Settlement | None | BaseException
+
+
+def lost(what: str = "charge") -> ApplicationError:
+    """The gateway's answer never came (the client timed out): retried, same key."""
+    return ApplicationError(f"the {what}'s answer was lost (timeout)", type="GatewayUnavailable")
+
+
+def nothing_under_the_key(req: ResolveChargeInput, n: int) -> AttemptOutcome:
+    """What `resolve_charge` answers when the gateway holds no charge under the key."""
+    return AttemptOutcome(
+        status="failed",
+        idempotency_key=req.idempotency_key,
+        amount=Decimal("10.00"),
+        payment_method_id="pm_1",
+        method="credit_card",
+        message="the gateway holds no charge under this key: nothing was taken",
+    )
+
+
+def found(status: str, key: str, **extra: Any) -> AttemptOutcome:
+    """What `resolve_charge` answers when the gateway holds a charge under `key`."""
+    base: dict[str, Any] = {
+        "status": status,
+        "idempotency_key": key,
+        "amount": Decimal("10.00"),
+        "currency": "USD",
+        "payment_method_id": "pm_1",
+        "method": "credit_card",
+        "gateway_reference": f"ch_{key}",
+    }
+    if status == "succeeded":
+        base["authorization_code"] = "A1B2C3"
+    if status == "failed":
+        base.update(decline_code="insufficient_funds", decline_kind="soft")
+    base.update(extra)
+    return AttemptOutcome(**base)
+
+
+@asynccontextmanager
+async def workflow_worker(client: Client, task_queue: str, books: Books) -> AsyncIterator[Worker]:
+    """Every workflow of the service (the real SubscriptionWorkflow among them) on stand-ins.
+
+    On the way out the customer's subscription is let close (it does, idle, after 10 s of
+    skipped time), while this worker still runs it. Left open on a queue whose worker is
+    gone, its next workflow task could never be taken and would hold the shared test
+    server's time skipping for every later test; terminating it instead can leak the
+    test server's time lock when the terminate meets a workflow task in flight.
+    """
+    workflows = list(dict.fromkeys([*WORKFLOWS, SubscriptionWorkflow]))
+    async with Worker(
+        client, task_queue=task_queue, workflows=workflows, activities=books.activities()
+    ) as worker:
+        try:
+            yield worker
+        finally:
+            await _let_the_subscription_close(client, books.customer_id)
+
+
+async def _let_the_subscription_close(client: Client, customer_id: str) -> None:
+    handle = client.get_workflow_handle(subscription_id(customer_id))
+    try:
+        await asyncio.wait_for(handle.result(), timeout=30)
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise
+    except (TimeoutError, WorkflowFailureError):
+        with contextlib.suppress(RPCError):
+            await handle.terminate("the test is over")
 
 
 def outcome(status: str, req: AttemptChargeInput, **extra: Any) -> AttemptOutcome:
@@ -76,6 +171,8 @@ class Books:
             dunning_exhausted_action="downgrade",
             billing_run_concurrency=5,
             billing_run_page_size=3,
+            # A lost answer is retried under its key for this long, then looked up.
+            gateway_retry_budget=timedelta(minutes=2),
         )
     )
     tier: str = "free"
@@ -84,20 +181,53 @@ class Books:
     attempt_times: list[float] = field(default_factory=list)
     tiers: list[str] = field(default_factory=list)
     late_settlement: Settlement | None = None
+    # `get_charge`'s answers in order (a raised one is the gateway away, retried); when
+    # they run out, `late_settlement`.
+    lookups: list[Lookup] = field(default_factory=list)
+    # `resolve_charge`: what the gateway holds under a key whose answer was lost.
+    resolve: Resolve = nothing_under_the_key
+    # The gateway's refund call, and what a look-up by the refund's key finds.
+    refund_script: RefundScript = lambda req, n: GatewayRefundOutcome(
+        status="succeeded", gateway_reference="re_1"
+    )
+    refund_found: GatewayRefundOutcome = field(
+        default_factory=lambda: GatewayRefundOutcome(
+            status="not_found", gateway_reference="", message="no refund under this key"
+        )
+    )
+    restore_tier: str | None = None
     customers: list[str] = field(default_factory=list)
+    # Every idempotency key the charge stand-in was called with, in call order.
+    charge_keys: list[str] = field(default_factory=list)
+    # Tier changes that asked for their customer's turn, in order.
+    turns: list[str] = field(default_factory=list)
     # Bill ids unique per test: charge workflow ids derive from them and are never reused.
     suffix: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+
+    @property
+    def customer_id(self) -> str:
+        """Unique per test: each customer has one SubscriptionWorkflow, on this test's queue."""
+        return f"cus_{self.suffix}"
+
+    @property
+    def bill_id(self) -> str:
+        return f"bill_{self.suffix}"
+
+    @property
+    def records(self) -> list[str]:
+        """The attempts the saga recorded (`record:<status>`), in order."""
+        return [c for c in self.calls if c.startswith("record:")]
 
     def bill(self, bill_id: str = "bill_1", total: str = "10.00") -> BillRef:
         return BillRef(
             bill_id=bill_id,
-            customer_id="cus_1",
+            customer_id=self.customer_id,
             period="2026-10",
             kind="cycle",
             tier="starter",
             total=Decimal(total),
             currency="USD",
-            status=self.bill_status,  # type: ignore[arg-type]
+            status=self.bill_status,
             amount_due=Decimal(0) if self.bill_status == "paid" else Decimal(total),
         )
 
@@ -111,12 +241,24 @@ class Books:
         @activity.defn(name="charge")
         async def charge(req: AttemptChargeInput) -> AttemptOutcome:
             books.calls.append("charge")
+            books.charge_keys.append(req.idempotency_key)
             books.attempt_times.append(activity.info().current_attempt_scheduled_time.timestamp())
             return books.script(req, books.calls.count("charge"))
+
+        @activity.defn(name="resolve_charge")
+        async def resolve_charge(req: ResolveChargeInput) -> AttemptOutcome:
+            books.calls.append(f"resolve:{req.idempotency_key}")
+            n = sum(1 for c in books.calls if c.startswith("resolve:"))
+            return books.resolve(req, n)
 
         @activity.defn(name="get_charge")
         async def get_charge(req: GatewayReference) -> Settlement | None:
             books.calls.append("get_charge")
+            if books.lookups:
+                answer = books.lookups.pop(0)
+                if isinstance(answer, BaseException):
+                    raise answer
+                return answer
             return books.late_settlement
 
         @activity.defn(name="record_attempt")
@@ -125,6 +267,28 @@ class Books:
             if req.outcome.status == "succeeded":
                 books.bill_status = "paid"
             return books.bill(req.bill_id)
+
+        @activity.defn(name="record_payment")
+        async def record_payment(req: PaymentReceivedInput) -> CaptureRecorded:
+            books.calls.append(f"record_payment:{req.gateway_reference}")
+            recorded = books.bill_status != "paid"
+            books.bill_status = "paid"
+            return CaptureRecorded(bill=books.bill(req.bill_id), recorded=recorded)
+
+        @activity.defn(name="tier_to_restore")
+        async def tier_to_restore(req: BillKey) -> TierToRestore:
+            return TierToRestore(tier=books.restore_tier)
+
+        @activity.defn(name="request_turn")
+        async def request_turn(req: TurnRequest) -> None:
+            books.turns.append(req.workflow_id)
+            turns = SubscriptionActivities(activity.client(), activity.info().task_queue)
+            await turns.request_turn(req)
+
+        @activity.defn(name="is_running")
+        async def is_running(req: TurnRequest) -> bool:
+            turns = SubscriptionActivities(activity.client(), activity.info().task_queue)
+            return await turns.is_running(req)
 
         @activity.defn(name="write_off")
         async def write_off(req: WriteOffInput) -> BillRef:
@@ -191,7 +355,7 @@ class Books:
             return RefundReservation(
                 refund_id=req.refund_id,
                 bill_id=req.bill_id,
-                customer_id="cus_1",
+                customer_id=books.customer_id,
                 amount=req.amount or Decimal("10.00"),
                 currency="USD",
                 charge_reference="ch_1",
@@ -200,7 +364,12 @@ class Books:
         @activity.defn(name="refund")
         async def refund(req: GatewayRefundInput) -> GatewayRefundOutcome:
             books.calls.append("gateway_refund")
-            return GatewayRefundOutcome(status="succeeded", gateway_reference="re_1")
+            return books.refund_script(req, books.calls.count("gateway_refund"))
+
+        @activity.defn(name="resolve_refund")
+        async def resolve_refund(req: RefundLookup) -> GatewayRefundOutcome:
+            books.calls.append(f"resolve_refund:{req.idempotency_key}")
+            return books.refund_found
 
         @activity.defn(name="complete_refund")
         async def complete_refund(req: CompleteRefundInput) -> None:
@@ -211,8 +380,9 @@ class Books:
             books.calls.append("release_refund")
 
         return [
-            charge_policy, charge, get_charge, record_attempt, write_off, dunning_exhausted,
-            get_customer, change_tier, issue_upgrade_bill, issue_cycle_bill, void_bill, get_bill,
-            record_saga_note, list_billable_customers, reserve_refund, refund, complete_refund,
-            release_refund,
+            charge_policy, charge, resolve_charge, get_charge, record_attempt, record_payment,
+            write_off, dunning_exhausted, get_customer, change_tier, tier_to_restore,
+            request_turn, is_running, issue_upgrade_bill, issue_cycle_bill, void_bill, get_bill,
+            record_saga_note, list_billable_customers, reserve_refund, refund, resolve_refund,
+            complete_refund, release_refund,
         ]  # fmt: skip

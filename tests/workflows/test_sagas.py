@@ -8,16 +8,14 @@ from decimal import Decimal
 import pytest
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
-from temporalio.worker import Worker
 
 from billing.messages import BillingCycleInput, BillingRunInput, RefundInput, UpgradeInput
-from worker import WORKFLOWS
 from workflows.billing_cycle import BillingCycleWorkflow
 from workflows.billing_run import BillingRunWorkflow
 from workflows.refund import RefundWorkflow
 from workflows.upgrade import UpgradeWorkflow
 
-from .standins import Books, outcome
+from .standins import Books, outcome, workflow_worker
 
 
 def wid(prefix: str) -> str:
@@ -26,18 +24,21 @@ def wid(prefix: str) -> str:
 
 async def test_upgrade_charges_the_prorated_bill(time_env, task_queue):
     books = Books(script=lambda req, n: outcome("succeeded", req))
-    async with Worker(
-        time_env.client, task_queue=task_queue, workflows=WORKFLOWS, activities=books.activities()
-    ):
+    async with workflow_worker(time_env.client, task_queue, books):
         result = await time_env.client.execute_workflow(
             UpgradeWorkflow.run,
-            UpgradeInput(customer_id="cus_1", target_tier="starter", reason="auto_conversion"),
-            id=wid("upgrade-cus_1"),
+            UpgradeInput(
+                customer_id=books.customer_id, target_tier="starter", reason="auto_conversion"
+            ),
+            id=wid(f"upgrade-{books.customer_id}"),
             task_queue=task_queue,
         )
     assert (result.outcome, result.from_tier, result.to_tier) == ("upgraded", "free", "starter")
     assert books.tier == "starter"
     assert books.calls[:3] == ["change_tier:starter", "issue_upgrade_bill", "charge"]
+    # It took the customer's turn first (SubscriptionWorkflow), as every tier change does.
+    assert len(books.turns) == 1
+    assert books.turns[0].startswith(f"upgrade-{books.customer_id}")
 
 
 async def test_failed_upgrade_is_compensated_in_reverse_order(time_env, task_queue):
@@ -46,13 +47,11 @@ async def test_failed_upgrade_is_compensated_in_reverse_order(time_env, task_que
             "failed", req, decline_kind="hard", decline_code="card_declined"
         )
     )
-    async with Worker(
-        time_env.client, task_queue=task_queue, workflows=WORKFLOWS, activities=books.activities()
-    ):
+    async with workflow_worker(time_env.client, task_queue, books):
         handle = await time_env.client.start_workflow(
             UpgradeWorkflow.run,
-            UpgradeInput(customer_id="cus_1", target_tier="professional"),
-            id=wid("upgrade-cus_1"),
+            UpgradeInput(customer_id=books.customer_id, target_tier="professional"),
+            id=wid(f"upgrade-{books.customer_id}"),
             task_queue=task_queue,
         )
         with pytest.raises(WorkflowFailureError) as failure:
@@ -72,13 +71,11 @@ async def test_failed_upgrade_is_compensated_in_reverse_order(time_env, task_que
 
 async def test_downgrade_issues_no_bill(time_env, task_queue):
     books = Books(script=lambda req, n: outcome("succeeded", req), tier="professional")
-    async with Worker(
-        time_env.client, task_queue=task_queue, workflows=WORKFLOWS, activities=books.activities()
-    ):
+    async with workflow_worker(time_env.client, task_queue, books):
         result = await time_env.client.execute_workflow(
             UpgradeWorkflow.run,
-            UpgradeInput(customer_id="cus_1", target_tier="starter"),
-            id=wid("upgrade-cus_1"),
+            UpgradeInput(customer_id=books.customer_id, target_tier="starter"),
+            id=wid(f"upgrade-{books.customer_id}"),
             task_queue=task_queue,
         )
     assert result.outcome == "downgraded"
@@ -87,25 +84,22 @@ async def test_downgrade_issues_no_bill(time_env, task_queue):
 
 async def test_billing_cycle_bills_then_collects(time_env, task_queue):
     books = Books(script=lambda req, n: outcome("succeeded", req))
-    async with Worker(
-        time_env.client, task_queue=task_queue, workflows=WORKFLOWS, activities=books.activities()
-    ):
+    async with workflow_worker(time_env.client, task_queue, books):
         result = await time_env.client.execute_workflow(
             BillingCycleWorkflow.run,
-            BillingCycleInput(customer_id="cus_1", period="2026-10"),
-            id=wid("bill-cus_1-2026-10"),
+            BillingCycleInput(customer_id=books.customer_id, period="2026-10"),
+            id=wid(f"bill-{books.customer_id}-2026-10"),
             task_queue=task_queue,
         )
-    assert (result.bill_id, result.outcome) == (f"bill_cus_1_{books.suffix}", "paid")
+    assert (result.bill_id, result.outcome) == (f"bill_{books.customer_id}_{books.suffix}", "paid")
 
 
-async def test_billing_run_pages_with_continue_as_new(time_env, task_queue):
+async def test_billing_run_pages_with_continue_as_new(own_time_env, task_queue):
+    time_env = own_time_env  # the children it abandons stop the server skipping time
     books = Books(script=lambda req, n: outcome("succeeded", req))
     suffix = uuid.uuid4().hex[:6]
     books.customers = [f"cus_{suffix}_{i}" for i in range(7)]  # page size 3: three runs
-    async with Worker(
-        time_env.client, task_queue=task_queue, workflows=WORKFLOWS, activities=books.activities()
-    ):
+    async with workflow_worker(time_env.client, task_queue, books):
         result = await time_env.client.execute_workflow(
             BillingRunWorkflow.run,
             BillingRunInput(period="2026-10"),
@@ -125,9 +119,7 @@ async def test_billing_run_pages_with_continue_as_new(time_env, task_queue):
 
 async def test_refund_reserves_refunds_and_records(time_env, task_queue):
     books = Books(script=lambda req, n: outcome("succeeded", req))
-    async with Worker(
-        time_env.client, task_queue=task_queue, workflows=WORKFLOWS, activities=books.activities()
-    ):
+    async with workflow_worker(time_env.client, task_queue, books):
         result = await time_env.client.execute_workflow(
             RefundWorkflow.run,
             RefundInput(
@@ -138,3 +130,25 @@ async def test_refund_reserves_refunds_and_records(time_env, task_queue):
         )
     assert (result.outcome, result.amount) == ("refunded", Decimal("4.00"))
     assert books.calls == ["reserve_refund", "gateway_refund", "complete_refund"]
+
+
+async def test_refund_ids_come_from_the_request_not_the_workflow_id(time_env, task_queue):
+    # Old code (9cf078d) cut the refund id from the workflow id's last dash: `order-1` on
+    # one bill and `return-1` on another were both `rf_1`, and the second was the first.
+    books = Books(script=lambda req, n: outcome("succeeded", req))
+    bills = [f"bill_a_{books.suffix}", f"bill_b_{books.suffix}"]
+    async with workflow_worker(time_env.client, task_queue, books):
+        results = [
+            await time_env.client.execute_workflow(
+                RefundWorkflow.run,
+                RefundInput(bill_id=bill, reason="return", request_id=key),
+                id=f"refund-{bill}-{key}",
+                task_queue=task_queue,
+            )
+            for bill, key in zip(bills, ["order-1", "return-1"], strict=True)
+        ]
+    assert [r.refund_id for r in results] == [
+        f"rf_{bills[0]}_order-1",
+        f"rf_{bills[1]}_return-1",
+    ]
+    assert books.calls.count("gateway_refund") == 2
