@@ -83,6 +83,11 @@ class ChargeWorkflow:
     def status(self) -> SagaStatus:
         return self._status
 
+    @workflow.query
+    def requests(self) -> list[str]:
+        """The pay-now request ids this saga took, so the API can answer a repeat."""
+        return sorted(self._requests)
+
     def _step(self, step: str, details: str, inp: ChargeInput) -> None:
         self._status = SagaStatus(step=step, details=details, bill_id=inp.bill_id)
         workflow.set_current_details(details)

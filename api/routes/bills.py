@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header
+from temporalio.client import WorkflowQueryFailedError
 
 from api.auth import CallerDep, StateDep, authorize_customer, require_service
 from api.flows import RefundBody, Started
@@ -69,6 +70,8 @@ async def pay_now(
     pay_id = f"{dunning_id}-pay-{request}"
     if idempotency_key and await exists(state.temporal, pay_id):
         return Started(workflow_id=pay_id)  # the same request again: its first answer
+    if idempotency_key and await _signalled_before(state, dunning_id, idempotency_key):
+        return Started(workflow_id=dunning_id, status="signalled")
     if bill["status"] not in ("pending", "uncollectible"):
         raise InvalidTransition(f"bill {bill_id} is {bill['status']}; nothing to pay")
     if await is_running(state.temporal, dunning_id):
@@ -91,6 +94,19 @@ async def pay_now(
         period=bill["period"],
     )
     return Started(workflow_id=workflow_id)
+
+
+async def _signalled_before(state: StateDep, dunning_id: str, request: str) -> bool:
+    """Whether this pay-now request already went to the dunning saga as a signal."""
+    if not await exists(state.temporal, dunning_id):
+        return False
+    handle = state.temporal.get_workflow_handle(dunning_id)
+    try:
+        with translated(dunning_id):
+            taken = await handle.query("requests", result_type=list[str])
+    except WorkflowQueryFailedError:
+        return False  # a saga from before the query existed took no keyed requests
+    return request in taken
 
 
 @router.post(
