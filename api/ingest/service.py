@@ -145,7 +145,8 @@ class IngestService:
                     out.refused.append((event, exc))
                     continue
             add(event, stamped, at)
-        metrics.usage_events(["duplicate"], count=out.duplicates)
+        if out.duplicates:
+            metrics.usage_events(["duplicate"], count=out.duplicates)
         return out
 
     async def _record(self, caller: Caller, out: Recording) -> Recording:
@@ -194,9 +195,11 @@ class IngestService:
         await self._give_back(out, bumped, inserted)
         for cid in crossed(cols, inserted, out.reservations):
             await convert(self.state, self.limiter, cid)
-        metrics.usage_events(["inserted"], count=out.inserted)
-        metrics.usage_events(["duplicate"], count=duplicates)
-        metrics.usage_events(["billed"], count=billed)
+        for status, count in (("inserted", out.inserted), ("duplicate", duplicates)):
+            if count:
+                metrics.usage_events([status], count=count)
+        if billed:
+            metrics.usage_events(["billed"], count=billed)
         return out
 
     async def _admit(
