@@ -316,6 +316,7 @@ class LedgerActivities:
                     decline_code=out.decline_code,
                     decline_kind=out.decline_kind,
                     message=out.message,
+                    next_try_at=req.next_try_at,
                 )
             ref = bill_ref(bill, await load_state(conn, bill))
             return ref.model_copy(update={"write_off_reversed": reversed_}) if reversed_ else ref

@@ -257,6 +257,8 @@ class ResolveChargeInput(Message):
 class RecordAttemptInput(Message):
     bill_id: str
     outcome: AttemptOutcome
+    # When dunning tries next if this attempt failed (None: no next try), for the event.
+    next_try_at: datetime | None = None
 
 
 class Settlement(Message):

@@ -13,7 +13,7 @@ deadline stays open and is looked up until it settles. Only a definite failure c
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
@@ -64,6 +64,7 @@ class ChargeWorkflow:
         self._attempts = 0
         self._requests: set[str] = set()
         self._awaiting_method = False
+        self._next_try: datetime | None = None
 
     @workflow.signal
     def retry_now(self, request: RetryNow) -> None:
@@ -119,6 +120,7 @@ class ChargeWorkflow:
             if slot > 0:
                 final = await self._wait_for_next_try(inp, policy, delays[slot - 1], excluded)
             if final is None:
+                self._next_try = workflow.now() + delays[slot] if slot < len(delays) else None
                 final = await self._attempt(inp, policy, excluded)
             if final is not None:
                 return final
@@ -132,6 +134,7 @@ class ChargeWorkflow:
     ) -> ChargeResult | None:
         """Sleep until the next dunning slot; each retry_now on the way is an extra try."""
         deadline = workflow.now() + delay
+        self._next_try = deadline
         while (remaining := deadline - workflow.now()) > timedelta(0):
             if self._awaiting_method:
                 self._step(
@@ -279,7 +282,7 @@ class ChargeWorkflow:
     async def _record(self, inp: ChargeInput, outcome: AttemptOutcome) -> BillRef:
         return await workflow.execute_activity_method(
             LedgerActivities.record_attempt,
-            RecordAttemptInput(bill_id=inp.bill_id, outcome=outcome),
+            RecordAttemptInput(bill_id=inp.bill_id, outcome=outcome, next_try_at=self._next_try),
             **DB,
         )
 

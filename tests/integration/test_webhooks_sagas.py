@@ -89,8 +89,11 @@ async def test_dunning_says_failed_each_try_then_uncollectible(stack, temporal_c
     assert types[:2] == ["customer.created", "bill.created"]
     assert types.count("bill.payment_failed") == 4  # first try + three dunning slots
     assert types[-2:] == ["bill.uncollectible", "customer.tier_changed"]
-    failed = next(e for e in events if e["type"] == "bill.payment_failed")["data"]
-    assert failed["decline_code"] == "insufficient_funds"
+    failures = [e["data"] for e in events if e["type"] == "bill.payment_failed"]
+    assert failures[0]["decline_code"] == "insufficient_funds"
+    # Each says when dunning tries next; the last one, that it will not.
+    assert all(f["next_try_at"] for f in failures[:-1])
+    assert failures[-1]["next_try_at"] is None
     assert "token" not in str(events)
 
 
