@@ -15,7 +15,7 @@ before aggregating usage, in the transaction that inserts the cycle bill. Either
 commits first and the builder (waiting on the lock) sees it, or the bill commits first and
 the usage check (a later statement, so a fresh snapshot) sees the bill and refuses.
 
-The function `record_usage` (migrations/0006 and 0007) does all of it in one call, one
+The function `record_usage` (migrations 0006 to 0008) does all of it in one call, one
 round trip and its own transaction; `record` below is its only caller.
 """
 
@@ -34,8 +34,7 @@ from store.limiter import LiveBump
 RECORD_USAGE = """
 SELECT outcome, idx, events, quantity FROM record_usage(
     $1::text, $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-    $8::text[], $9::text[], $10::numeric[], $11::int[], $12::text[], $13::bigint[],
-    $14::float8[])"""
+    $8::text[], $9::text[], $10::numeric[], $11::text, $12::text, $13::text, $14::float8[])"""
 
 # A refused request still answers "duplicate" for an event already recorded; the stamp says
 # whether the plan it was refused under is still the customer's.
@@ -110,9 +109,11 @@ async def record(pool: asyncpg.Pool, call: UsageWrite) -> Written:
         [g.period for g in groups],
         [g.tier for g in groups],
         [g.unit_price for g in groups],
-        call.e_group,
-        call.e_event_id,
-        call.e_quantity,
+        # Comma-separated, not arrays: asyncpg checks every array element against an ABC in
+        # Python (migration 0008). An event_id never holds a comma (the API refuses it).
+        ",".join(map(str, call.e_group)),
+        ",".join(call.e_event_id),
+        ",".join(map(str, call.e_quantity)),
         call.e_at,
     )
     out = Written()

@@ -8,14 +8,13 @@ customer it names; `record_usage` checks the key's hash against that customer to
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from dataclasses import dataclass
 from typing import TypeVar
 
 import asyncpg
 
-from api.auth import CUSTOMER_KEY_PREFIX
+from api.auth import CUSTOMER_KEY_PREFIX, hash_customer_key
 from billing.catalog import ContractOverrides, PriceCatalog, Tier
 from billing.errors import Forbidden, Unauthenticated
 from billing.metering import UsagePlan, plan_for
@@ -67,7 +66,7 @@ class PlanCache:
         if hmac.compare_digest(key.encode(), self._service_key):
             return Caller(None, None)
         if key.startswith(CUSTOMER_KEY_PREFIX):
-            key_hash = hashlib.sha256(key.encode()).hexdigest()
+            key_hash = hash_customer_key(key)
             customer_id = self._keys.get(key_hash)
             if customer_id is None:
                 customer_id = await usage_plans.customer_of_key(self._pool, key_hash)
