@@ -20,8 +20,11 @@ from api.schemas import MAX_BATCH
 from billing.catalog import UsageKind
 from billing.metering import MAX_QUANTITY
 
-# \Z, not $: Python's $ also matches before a final newline, JSON Schema's does not.
-_EVENT_ID = r"^[A-Za-z0-9_.:-]+\Z"
+# Checked once over all of a batch's ids, not by msgspec per event (a Python regex call each,
+# ~0.4 us an event): the ids joined by newlines, which no id may hold, match as one string.
+_EVENT_ID = "[A-Za-z0-9_.:-]+"
+_EVENT_IDS = re.compile(f"{_EVENT_ID}(?:\n{_EVENT_ID})*")
+_ONE_ID = re.compile(_EVENT_ID)
 _AT = re.compile(r" - at `\$(.*)`$")
 _STEP = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
 
@@ -29,7 +32,7 @@ _STEP = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
 class EventIn(msgspec.Struct, forbid_unknown_fields=True, frozen=True, gc=False):
     """One usage event; the same rules as billing.metering.UsageEventIn."""
 
-    event_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=_EVENT_ID)]
+    event_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]  # and _EVENT_ID
     customer_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
     kind: UsageKind
     # msgspec is strict: true, 1.0 and "1" are not integers.
@@ -75,13 +78,27 @@ def _decode(decoder: msgspec.json.Decoder[Any], body: bytes, content_type: str |
         raise _not_json() from None
 
 
+def _check_ids(events: list[EventIn], loc: tuple[str, ...]) -> None:
+    joined = "\n".join(e.event_id for e in events)
+    # The count, too: an id holding a newline would otherwise pass as two good ones.
+    if joined.count("\n") == len(events) - 1 and _EVENT_IDS.fullmatch(joined) is not None:
+        return
+    for index, event in enumerate(events):
+        if _ONE_ID.fullmatch(event.event_id) is None:
+            where = (*loc, index, "event_id") if loc else ("body", "event_id")
+            message = f"Expected `str` matching regex '^{_EVENT_ID}$'"
+            raise RequestValidationError([{"type": "value_error", "loc": where, "msg": message}])
+
+
 def decode_event(body: bytes, content_type: str | None) -> EventIn:
     event: EventIn = _decode(_EVENT, body, content_type)
+    _check_ids([event], ())
     return event
 
 
 def decode_batch(body: bytes, content_type: str | None) -> list[EventIn]:
     batch: BatchIn = _decode(_BATCH, body, content_type)
+    _check_ids(batch.events, ("body", "events"))
     return batch.events
 
 

@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 from fastapi.exceptions import RequestValidationError
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from api.ingest.decode import decode_batch, decode_event, openapi_body
@@ -26,6 +28,8 @@ CASES = [
     {"event_id": "has space"},
     {"event_id": "é"},
     {"event_id": "trailing\n"},
+    {"event_id": "mid\nline"},
+    {"event_id": "a,b"},
     {"event_id": None},
     {"customer_id": ""},
     {"customer_id": "c" * 129},
@@ -113,3 +117,23 @@ def test_the_openapi_body_is_the_models_schema_inline():
     assert set(event["required"]) == {"event_id", "customer_id", "kind", "quantity"}
     assert event["properties"]["kind"]["enum"] == ["api_call", "llm_tokens", "agent_execution"]
     assert schema["properties"]["events"]["maxItems"] == 5000
+
+
+@pytest.mark.parametrize("bad", ["mid\nline", "trailing\n", "a,b", "sp ace", ""])
+def test_one_bad_id_in_a_batch_is_named(bad):
+    events = [GOOD, {**GOOD, "event_id": "fine-2"}, {**GOOD, "event_id": bad}]
+    with pytest.raises(RequestValidationError) as refused:
+        decode_batch(json.dumps({"events": events}).encode(), None)
+    [error] = refused.value.errors()
+    assert error["loc"] == ("body", "events", 2, "event_id")
+
+
+@given(st.lists(st.text(alphabet="ab_.:-\n ,é\x00", max_size=6), min_size=1, max_size=5))
+def test_a_batch_is_accepted_exactly_when_every_id_is(ids):
+    events = [{**GOOD, "event_id": event_id} for event_id in ids]
+    raw = json.dumps({"events": events}).encode()
+    if all(_pydantic_accepts(e) for e in events):
+        assert [e.event_id for e in decode_batch(raw, None)] == ids
+    else:
+        with pytest.raises(RequestValidationError):
+            decode_batch(raw, None)
