@@ -21,7 +21,7 @@ round trip and its own transaction; `record` below is its only caller.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -182,8 +182,3 @@ async def read_live_counters(redis: Redis, customer_id: str, period: str) -> dic
         amount = Decimal(int(value))
         out[name] = amount.scaleb(-COST_SCALE) if name.endswith(":cost") else amount
     return out
-
-
-def usage_write(key_hash: str | None, stamps: Sequence[tuple[str, str]]) -> UsageWrite:
-    """An empty call for these (customer, stamp) pairs."""
-    return UsageWrite(key_hash, [c for c, _ in stamps], [s for _, s in stamps], [])
