@@ -67,6 +67,8 @@ class CustomerActivities:
                 req.idempotency_key,
             )
             await conn.execute(sql.SET_TIER, req.customer_id, req.to_tier, req.disable_auto_upgrade)
+            if req.reason == "dunning: downgrade":  # dunning's downgrade, as a tier change
+                metrics.dunning_exhausted("downgrade")
             if customer["tier"] != req.to_tier:
                 row = await customer_store.get_customer(conn, req.customer_id)
                 assert row is not None
