@@ -63,7 +63,13 @@ async def enterprise_bank_transfer(api: Api, period: str) -> Seen:
                              json={"period": period})  # fmt: skip
 
     async def first_attempt() -> dict[str, Any] | None:
-        tried = [b for b in await api.bills(ent["id"]) if b["attempts"]]
+        # Once the gateway has answered: before that the attempt is the bill's claim, a call
+        # in flight with no gateway reference yet.
+        tried = [
+            b
+            for b in await api.bills(ent["id"])
+            if b["attempts"] and b["attempts"][0]["gateway_reference"]
+        ]
         return tried[0] if tried else None
 
     # Seen as it was first seen: pending, while the gateway has yet to settle the transfer.
