@@ -20,6 +20,7 @@ from billing.messages import (
 )
 from billing.periods import period_bounds
 from observability import metrics
+from store import bills as bills_sql
 from store import customers as customer_store
 from store import tiers as sql
 from store.outbox import emit
@@ -115,7 +116,7 @@ class CustomerActivities:
     async def tier_to_restore(self, req: BillKey) -> TierToRestore:
         """The tier dunning took for this bill, if that downgrade is still the latest change."""
         async with self.pool.acquire() as conn:
-            customer_id = await conn.fetchval(sql.BILL_CUSTOMER, req.bill_id)
+            customer_id = await conn.fetchval(bills_sql.BILL_CUSTOMER_ID, req.bill_id)
             if customer_id is None:
                 return TierToRestore(tier=None)
             latest = await conn.fetchrow(sql.LATEST_TIER_CHANGE, customer_id)

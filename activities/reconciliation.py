@@ -205,7 +205,9 @@ class ReconciliationActivities:
             ]
             for outcome, item in items:
                 bill_id = item.get("bill_id")
-                customer_id = await conn.fetchval(sql.BILL_CUSTOMER, bill_id) if bill_id else None
+                customer_id = (
+                    await conn.fetchval(bills_sql.BILL_CUSTOMER_ID, bill_id) if bill_id else None
+                )
                 await emit(
                     conn,
                     type=EventType.RECONCILIATION_DISCREPANCY,

@@ -59,5 +59,3 @@ FROM reconciliations WHERE id = $1::text OR workflow_id = $1::text
 ORDER BY id = $1::text DESC LIMIT 1"""
 
 REPORT_STATUS_FOR_UPDATE = "SELECT status FROM reconciliations WHERE id = $1::text FOR UPDATE"
-
-BILL_CUSTOMER = "SELECT customer_id FROM bills WHERE id = $1::text"

@@ -48,5 +48,3 @@ PAYMENT_METHOD = "SELECT id, type, token FROM payment_methods WHERE id = $1::tex
 LATEST_TIER_CHANGE = """
 SELECT from_tier, to_tier, reason, idempotency_key FROM tier_changes
 WHERE customer_id = $1::text ORDER BY effective_at DESC, id DESC LIMIT 1"""
-
-BILL_CUSTOMER = "SELECT customer_id FROM bills WHERE id = $1::text"
