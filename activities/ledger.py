@@ -65,12 +65,6 @@ def bill_ref(bill: asyncpg.Record, state: BillState) -> BillRef:
     )
 
 
-def _trim(price: Decimal) -> Decimal:
-    """numeric(20,10) reads back as 0.0010000000; show 0.001 (exact, never 1E+1)."""
-    trimmed = price.normalize()
-    return trimmed.quantize(Decimal(1)) if trimmed == trimmed.to_integral() else trimmed
-
-
 def _bill_values(draft: BillDraft, **extra: Any) -> dict[str, Any]:
     return {
         "period": draft.period,
