@@ -51,9 +51,6 @@ BILL_ENTRIES = """
 SELECT kind, amount, gateway_reference, created_at FROM ledger_entries
 WHERE bill_id = $1::text ORDER BY id"""
 
-ENTRIES_FOR_BILLS = """
-SELECT bill_id, kind, amount FROM ledger_entries WHERE bill_id = ANY($1::text[]) ORDER BY id"""
-
 UPSERT_ATTEMPT = """
 INSERT INTO charge_attempts (idempotency_key, bill_id, status, method, payment_method_id, amount,
                              gateway_reference, authorization_code, decline_code, message)
