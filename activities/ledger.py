@@ -17,7 +17,7 @@ from temporalio.exceptions import ApplicationError
 from billing.bills import BillDraft, UsageAggregate, build_cycle_bill, build_upgrade_bill
 from billing.catalog import ContractOverrides, PriceCatalog, Tier, UsageKind
 from billing.events import EventType
-from billing.ledger import BillState, BillStatus, EntryKind, LedgerEntry, bill_state
+from billing.ledger import BillState, BillStatus, EntryKind, can_void, can_write_off
 from billing.messages import (
     BillKey,
     BillRef,
@@ -35,19 +35,12 @@ from billing.periods import period_bounds
 from observability import metrics
 from store import bills as sql
 from store import tiers
-from store.bill_views import bill_view
+from store.bill_views import emit_bill, load_state
 from store.db import Conn
-from store.outbox import emit
 
 
 def new_bill_id() -> str:
     return "bill_" + secrets.token_hex(8)
-
-
-async def load_state(conn: Conn, bill: asyncpg.Record) -> BillState:
-    rows = await conn.fetch(sql.BILL_ENTRIES, bill["id"])
-    entries = [LedgerEntry(kind=EntryKind(r["kind"]), amount=r["amount"]) for r in rows]
-    return bill_state(bill["total"], entries)
 
 
 def bill_ref(bill: asyncpg.Record, state: BillState) -> BillRef:
@@ -129,14 +122,6 @@ async def record_capture(
     ):
         await emit_bill(conn, EventType.BILL_PAID, bill["id"])
     return True, reversed_
-
-
-async def emit_bill(conn: Conn, kind: EventType, bill_id: str, **extra: Any) -> None:
-    """The outbox event of a bill change, in the change's transaction: the bill as the API
-    shows it, after the change."""
-    view = await bill_view(conn, bill_id)
-    assert view is not None
-    await emit(conn, type=kind, customer_id=view["customer_id"], data={**view, **extra})
 
 
 class LedgerActivities:
@@ -244,8 +229,9 @@ class LedgerActivities:
                 return
             bill = await conn.fetchrow(sql.GET_BILL_FOR_UPDATE, bill["id"])
             assert bill is not None
-            state = await load_state(conn, bill)
-            if state.amount_paid > 0 or state.status.value == "void":
+            # A bill holding captured money, already void or paid (a 0.00 bill is paid
+            # when issued) stays as it is: nothing of it is owed to void.
+            if not can_void(await load_state(conn, bill)):
                 return
             await sql.add_entry(
                 conn,
@@ -346,7 +332,7 @@ class LedgerActivities:
             bill = await conn.fetchrow(sql.GET_BILL_FOR_UPDATE, req.bill_id)
             assert bill is not None
             state = await load_state(conn, bill)
-            if state.status.value == "pending" and state.amount_due > 0:
+            if can_write_off(state):
                 await sql.add_entry(
                     conn,
                     key=f"written_off-{bill['id']}",
