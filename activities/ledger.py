@@ -31,7 +31,7 @@ from billing.messages import (
     VoidBillInput,
     WriteOffInput,
 )
-from billing.periods import period_bounds
+from billing.periods import period_bounds, subscribed_during
 from observability import metrics
 from store import bills as sql
 from store import tiers
@@ -161,9 +161,9 @@ class LedgerActivities:
             customer = await conn.fetchrow(tiers.GET_CUSTOMER, req.customer_id)
             if customer is None:
                 raise ApplicationError(f"no customer {req.customer_id}", non_retryable=True)
-            start, end = period_bounds(req.period)
-            if customer["started_at"] >= end:
+            if not subscribed_during(req.period, customer["started_at"]):
                 return IssueCycleBillResult(bill=None, reason="subscription began after the period")
+            start, _ = period_bounds(req.period)
             tier = await conn.fetchval(
                 tiers.TIER_AT, req.customer_id, max(start, customer["started_at"])
             )
