@@ -34,7 +34,7 @@ from billing.messages import (
 from billing.periods import period_bounds, subscribed_during
 from observability import metrics
 from store import bills as sql
-from store import tiers
+from store import customers, tiers
 from store.bill_views import emit_bill, load_state
 from store.db import Conn
 
@@ -158,7 +158,7 @@ class LedgerActivities:
                 return IssueCycleBillResult(
                     bill=bill_ref(existing, await load_state(conn, existing))
                 )
-            customer = await conn.fetchrow(tiers.GET_CUSTOMER, req.customer_id)
+            customer = await conn.fetchrow(customers.GET_CUSTOMER, req.customer_id)
             if customer is None:
                 raise ApplicationError(f"no customer {req.customer_id}", non_retryable=True)
             if not subscribed_during(req.period, customer["started_at"]):
@@ -201,7 +201,7 @@ class LedgerActivities:
             existing = await conn.fetchrow(sql.FIND_BILL_BY_KEY, req.idempotency_key)
             if existing is not None:
                 return bill_ref(existing, await load_state(conn, existing))
-            customer = await conn.fetchrow(tiers.GET_CUSTOMER, req.customer_id)
+            customer = await conn.fetchrow(customers.GET_CUSTOMER, req.customer_id)
             assert customer is not None
             draft = build_upgrade_bill(
                 catalog=self.catalog,

@@ -132,8 +132,6 @@ WHERE b.customer_id = $1::text
   AND NOT EXISTS (SELECT 1 FROM ledger_entries e
                   WHERE e.bill_id = b.id AND e.kind IN ('voided', 'written_off'))"""
 
-CUSTOMER_EXISTS = "SELECT 1 FROM customers WHERE id = $1::text"
-
 
 async def lock_period(conn: Conn, customer_id: str, period: str) -> None:
     """Exclusive twin of usage ingestion's shared lock: no event slips into a bill being built."""

@@ -17,8 +17,8 @@ from billing.ledger import BillState, can_charge
 from billing.messages import ChargeInput, RefundInput, RetryNow
 from billing.refunds import check_refund_request
 from billing.workflow_ids import charge_id, refund_id
-from store import bills as bills_sql
 from store.bill_views import bill_view, bill_with_state, customer_bill_views
+from store.customers import customer_exists
 
 router = APIRouter(tags=["bills"], responses=ERRORS)
 
@@ -64,7 +64,7 @@ async def get_bill(bill_id: str, state: StateDep, caller: CallerDep) -> dict[str
 async def list_bills(customer_id: str, state: StateDep, caller: CallerDep) -> dict[str, Any]:
     authorize_customer(caller, customer_id)
     async with state.pool.acquire() as conn:
-        if await conn.fetchval(bills_sql.CUSTOMER_EXISTS, customer_id) is None:
+        if not await customer_exists(conn, customer_id):
             raise NotFound(f"no customer {customer_id}")
         bills = await customer_bill_views(conn, customer_id)
     return {"customer_id": customer_id, "bills": bills}
