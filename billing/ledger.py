@@ -124,3 +124,9 @@ def can_charge(state: BillState) -> bool:
 def can_write_off(state: BillState) -> bool:
     """Only a pending bill with something still due; dunning exhausted writes it off."""
     return state.status == BillStatus.PENDING and state.amount_due > 0
+
+
+def write_off_reversal(state: BillState, captured: Decimal) -> Decimal:
+    """What a capture recorded on a written-off bill reverses of the write-off (`state` is
+    the bill after the capture): as much as the payment covers, never more than is left."""
+    return min(state.written_off, captured)
