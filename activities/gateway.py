@@ -43,18 +43,11 @@ GATEWAY_UNAVAILABLE = "GatewayUnavailable"  # retried under the activity's polic
 CHARGE_IN_FLIGHT = "ChargeInFlight"  # another attempt holds the bill's claim
 CLAIM_RACE = "ClaimRace"  # retried: the next try sees the other claim
 
-_STATUS = {
-    ChargeStatus.SUCCEEDED: "succeeded",
-    ChargeStatus.PENDING: "pending",
-    ChargeStatus.FAILED: "failed",
-}
-
-
 def with_gateway_answer(base: AttemptOutcome, result: ChargeOutcome) -> AttemptOutcome:
     """The attempt as the gateway answered it (a charge call or a look-up by key)."""
     return base.model_copy(
         update={
-            "status": _STATUS[result.status],
+            "status": result.status.value,
             "amount": result.amount,
             "gateway_reference": result.gateway_reference,
             "authorization_code": result.authorization_code,
