@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import asyncpg
 
 from billing.ledger import BillState
 from billing.messages import BillRef
 
 
-def bill_ref(bill: Mapping[str, Any], state: BillState) -> BillRef:
+def bill_ref(bill: asyncpg.Record, state: BillState) -> BillRef:
     return BillRef(
         bill_id=bill["id"],
         customer_id=bill["customer_id"],

@@ -3,9 +3,9 @@ attempt that brought it; in the caller's transaction, under the bill's row lock.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any
+
+import asyncpg
 
 from billing.events import EventType
 from billing.ledger import BillStatus, EntryKind, write_off_reversal
@@ -21,7 +21,7 @@ from .bill_ref import bill_ref
 
 async def record_capture(
     conn: Conn,
-    bill: Mapping[str, Any],
+    bill: asyncpg.Record,
     *,
     reference: str,
     amount: Decimal,

@@ -3,8 +3,9 @@ attempts. A bill's state is read here only, folded by `billing.ledger.bill_state
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
+
+import asyncpg
 
 from billing.events import EventType
 from billing.ledger import BillState, EntryKind, LedgerEntry, bill_state
@@ -14,14 +15,14 @@ from store.db import Conn
 from store.outbox import emit
 
 
-async def load_state(conn: Conn, bill: Mapping[str, Any]) -> BillState:
+async def load_state(conn: Conn, bill: asyncpg.Record) -> BillState:
     """The bill's state as its ledger says now (`bill` is a row of `store.bills`)."""
     rows = await conn.fetch(sql.BILL_ENTRIES, bill["id"])
     entries = [LedgerEntry(kind=EntryKind(r["kind"]), amount=r["amount"]) for r in rows]
     return bill_state(bill["total"], entries)
 
 
-async def bill_with_state(conn: Conn, bill_id: str) -> tuple[Mapping[str, Any], BillState] | None:
+async def bill_with_state(conn: Conn, bill_id: str) -> tuple[asyncpg.Record, BillState] | None:
     """The bill's row and its state, figures as exact Decimals; None: no such bill."""
     bill = await conn.fetchrow(sql.GET_BILL, bill_id)
     if bill is None:
@@ -49,7 +50,7 @@ async def customer_bill_views(conn: Conn, customer_id: str) -> list[dict[str, An
     return [await _view(conn, b) for b in await conn.fetch(sql.LIST_CUSTOMER_BILLS, customer_id)]
 
 
-async def _view(conn: Conn, bill: Mapping[str, Any]) -> dict[str, Any]:
+async def _view(conn: Conn, bill: asyncpg.Record) -> dict[str, Any]:
     state = await load_state(conn, bill)
     currency = bill["currency"]
     attempts = await conn.fetch(sql.BILL_ATTEMPTS, bill["id"])

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Annotated, Any
 
+import asyncpg
 from fastapi import APIRouter, Header
 from temporalio.client import WorkflowQueryFailedError
 
@@ -44,7 +44,7 @@ async def _bill(state: StateDep, caller: CallerDep, bill_id: str) -> dict[str, A
 
 async def _bill_state(
     state: StateDep, caller: CallerDep, bill_id: str
-) -> tuple[Mapping[str, Any], BillState]:
+) -> tuple[asyncpg.Record, BillState]:
     """The bill and what its ledger says, in exact figures, for a rule to decide on."""
     async with state.pool.acquire() as conn:
         found = await bill_with_state(conn, bill_id)
