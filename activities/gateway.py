@@ -43,6 +43,7 @@ GATEWAY_UNAVAILABLE = "GatewayUnavailable"  # retried under the activity's polic
 CHARGE_IN_FLIGHT = "ChargeInFlight"  # another attempt holds the bill's claim
 CLAIM_RACE = "ClaimRace"  # retried: the next try sees the other claim
 
+
 def with_gateway_answer(base: AttemptOutcome, result: ChargeOutcome) -> AttemptOutcome:
     """The attempt as the gateway answered it (a charge call or a look-up by key)."""
     return base.model_copy(
