@@ -25,9 +25,8 @@ from billing.messages import (
 from billing.refunds import refund_amount
 from observability import metrics
 from store import bills as sql
+from store.bill_views import emit_bill, load_state
 from store.outbox import emit
-
-from .ledger import emit_bill, load_state
 
 # Business refusals: retrying cannot change the answer.
 REFUND_REFUSED = "RefundRefused"
