@@ -5,7 +5,7 @@ from __future__ import annotations
 from temporalio import activity
 
 from billing.messages import ChargePolicy
-from billing.settings import Settings
+from config.settings import Settings
 
 
 class ConfigActivities:

@@ -29,7 +29,7 @@ from api.routes import (
     webhooks,
     workflows,
 )
-from billing.settings import Settings
+from config.settings import Settings
 from observability.api import install_observability
 from observability.codec import data_converter
 from observability.http import bind_request_ids

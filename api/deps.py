@@ -9,7 +9,7 @@ from fastapi import Request
 from redis.asyncio import Redis
 from temporalio.client import Client
 
-from billing.settings import Settings
+from config.settings import Settings
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from billing.messages import UpgradeInput
-from billing.settings import Settings
 from billing.workflow_ids import auto_upgrade_id
+from config.settings import Settings
 from workflows.search_attributes import search_attributes
 
 

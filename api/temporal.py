@@ -13,7 +13,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from billing.errors import Conflict, DependencyUnavailable, NotFound
-from billing.settings import Settings
+from config.settings import Settings
 from workflows.search_attributes import search_attributes
 
 

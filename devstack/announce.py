@@ -13,7 +13,7 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
-from billing.settings import Settings
+from config.settings import Settings
 from devstack.servers import Dependencies
 from observability.codec import data_converter
 

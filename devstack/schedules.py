@@ -14,7 +14,7 @@ from temporalio.client import (
 
 from billing.messages import BillingRunInput
 from billing.reconciliation import ReconciliationInput
-from billing.settings import Settings
+from config.settings import Settings
 
 SCHEDULE_ID = "billing-run-monthly"
 # 03:00 UTC on the 1st: the month before has ended and late events have had a moment.

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from api.app import create_app
-from billing.settings import Settings
+from config.settings import Settings
 
 CARD = "4242424242424242"
 

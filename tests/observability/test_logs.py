@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from billing.messages import AttemptOutcome, RecordAttemptInput
-from billing.settings import Settings
+from config.settings import Settings
 from observability.interceptors import _ids
 from observability.logs import bound, configure_logging, current_context
 from observability.redact import MASK, Redactor, luhn_ok

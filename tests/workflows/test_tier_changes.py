@@ -36,7 +36,7 @@ from billing.messages import (
     UpgradeInput,
 )
 from billing.periods import next_period, period_bounds, period_of
-from worker import DATA_CONVERTER
+from tests.converter import DATA_CONVERTER
 from workflows.search_attributes import ALL
 from workflows.subscription import SubscriptionWorkflow
 from workflows.upgrade import UpgradeWorkflow
