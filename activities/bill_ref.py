@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncpg
 
+from activities.ledger_messages import BillRef
 from billing.ledger import BillState
-from billing.messages import BillRef
 
 
 def bill_ref(bill: asyncpg.Record, state: BillState) -> BillRef:

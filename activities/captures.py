@@ -7,9 +7,14 @@ from decimal import Decimal
 
 import asyncpg
 
+from activities.ledger_messages import (
+    BillRef,
+    CaptureRecorded,
+    PaymentReceivedInput,
+    RecordAttemptInput,
+)
 from billing.events import EventType
 from billing.ledger import BillStatus, EntryKind, write_off_reversal
-from billing.messages import BillRef, CaptureRecorded, PaymentReceivedInput, RecordAttemptInput
 from billing.payments import ChargeStatus, recorded_attempt_status
 from observability import metrics
 from store import bills as sql

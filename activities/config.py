@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from temporalio import activity
 
-from billing.messages import ChargePolicy
+from activities.config_messages import ChargePolicy
 from config.settings import Settings
 
 

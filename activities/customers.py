@@ -6,9 +6,7 @@ import asyncpg
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from billing.events import EventType
-from billing.messages import (
-    BillKey,
+from activities.customers_messages import (
     ChangeTierInput,
     ChangeTierResult,
     CustomerKey,
@@ -18,6 +16,9 @@ from billing.messages import (
     ListCustomersInput,
     TierToRestore,
 )
+from activities.ledger_messages import BillKey
+from billing.catalog import Tier
+from billing.events import EventType
 from billing.periods import period_bounds
 from observability import metrics
 from store import bills as bills_sql
@@ -132,4 +133,8 @@ class CustomerActivities:
         _, end = period_bounds(req.period)
         rows = await self.pool.fetch(sql.BILLABLE_CUSTOMERS, end, req.after, req.limit)
         ids = [r["id"] for r in rows]
-        return CustomerPage(customer_ids=ids, next_after=ids[-1] if len(ids) == req.limit else None)
+        return CustomerPage(
+            customer_ids=ids,
+            next_after=ids[-1] if len(ids) == req.limit else None,
+            tiers={r["id"]: Tier(r["tier"]) for r in rows},
+        )

@@ -14,9 +14,7 @@ import asyncpg
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from billing.errors import BillingError, DependencyUnavailable, RefundRefused
-from billing.ledger import can_charge
-from billing.messages import (
+from activities.gateway_messages import (
     AttemptChargeInput,
     AttemptOutcome,
     GatewayReference,
@@ -26,6 +24,8 @@ from billing.messages import (
     ResolveChargeInput,
     Settlement,
 )
+from billing.errors import BillingError, DependencyUnavailable, RefundRefused
+from billing.ledger import can_charge
 from billing.payments import (
     ChargeOutcome,
     ChargeRequest,

@@ -8,16 +8,16 @@ from typing import Any
 
 from temporalio.exceptions import ApplicationError
 
-from billing.bills import BillDraft, UsageAggregate, build_cycle_bill, build_upgrade_bill
-from billing.catalog import ContractOverrides, PriceCatalog, Tier, UsageKind
-from billing.events import EventType
-from billing.ledger import EntryKind
-from billing.messages import (
+from activities.ledger_messages import (
     BillRef,
     IssueCycleBillInput,
     IssueCycleBillResult,
     IssueUpgradeBillInput,
 )
+from billing.bills import BillDraft, UsageAggregate, build_cycle_bill, build_upgrade_bill
+from billing.catalog import ContractOverrides, PriceCatalog, Tier, UsageKind
+from billing.events import EventType
+from billing.ledger import EntryKind
 from billing.periods import period_bounds, subscribed_during
 from store import bills as sql
 from store import customers, tiers

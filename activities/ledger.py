@@ -13,10 +13,7 @@ import asyncpg
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from billing.catalog import PriceCatalog
-from billing.events import EventType
-from billing.ledger import EntryKind, can_void, can_write_off
-from billing.messages import (
+from activities.ledger_messages import (
     BillKey,
     BillRef,
     CaptureRecorded,
@@ -29,6 +26,9 @@ from billing.messages import (
     VoidBillInput,
     WriteOffInput,
 )
+from billing.catalog import PriceCatalog
+from billing.events import EventType
+from billing.ledger import EntryKind, can_void, can_write_off
 from store import bills as sql
 from store.bill_views import emit_bill, load_state
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from api.deps import AppState
 from api.temporal import is_running, translated
-from billing.messages import RetryNow
 from billing.workflow_ids import charge_id
 from store import bills as bills_sql
+from workflows.charge_messages import RetryNow
 
 
 async def on_payment_method_attached(state: AppState, customer_id: str) -> None:

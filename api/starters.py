@@ -8,10 +8,10 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from billing.messages import UpgradeInput
 from billing.workflow_ids import auto_upgrade_id
 from config.settings import Settings
 from workflows.search_attributes import search_attributes
+from workflows.upgrade_messages import UpgradeInput
 
 
 async def start_auto_conversion(client: Client, settings: Settings, customer_id: str) -> bool:

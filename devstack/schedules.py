@@ -12,9 +12,9 @@ from temporalio.client import (
     ScheduleSpec,
 )
 
-from billing.messages import BillingRunInput
 from billing.reconciliation import ReconciliationInput
 from config.settings import Settings
+from workflows.billing_run_messages import BillingRunInput
 
 SCHEDULE_ID = "billing-run-monthly"
 # 03:00 UTC on the 1st: the month before has ended and late events have had a moment.

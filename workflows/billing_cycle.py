@@ -11,17 +11,15 @@ from temporalio.common import WorkflowIDReusePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.ledger import LedgerActivities
-    from billing.messages import (
-        BillingCycleInput,
-        BillingCycleResult,
-        ChargeInput,
-        IssueCycleBillInput,
-        SagaStatus,
-    )
+    from activities.ledger_messages import IssueCycleBillInput
+    from billing.ledger import BillStatus
     from billing.workflow_ids import charge_id
+    from workflows.billing_cycle_messages import BillingCycleInput, BillingCycleResult
     from workflows.charge import ChargeWorkflow
+    from workflows.charge_messages import ChargeInput
     from workflows.options import DB
     from workflows.search_attributes import BILL_ID, search_attributes
+    from workflows.status import SagaStatus
 
 
 @workflow.defn
@@ -58,7 +56,7 @@ class BillingCycleWorkflow:
             return result
         workflow.upsert_search_attributes([BILL_ID.value_set(bill.bill_id)])
         result = result.model_copy(update={"bill_id": bill.bill_id, "outcome": bill.status})
-        if bill.status != "pending":
+        if bill.status != BillStatus.PENDING:
             self._step(bill.status, f"bill {bill.bill_id} is {bill.status}", bill.bill_id)
             return result
         self._step(

@@ -18,18 +18,15 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 with workflow.unsafe.imports_passed_through():
     from activities.config import ConfigActivities
     from activities.customers import CustomerActivities
-    from billing.messages import (
-        BillingCycleInput,
-        BillingRunInput,
-        BillingRunResult,
-        ListCustomersInput,
-        SagaStatus,
-    )
+    from activities.customers_messages import ListCustomersInput
     from billing.periods import period_of, previous_period
     from billing.workflow_ids import billing_cycle_id
     from workflows.billing_cycle import BillingCycleWorkflow
+    from workflows.billing_cycle_messages import BillingCycleInput
+    from workflows.billing_run_messages import BillingRunInput, BillingRunResult
     from workflows.options import DB
     from workflows.search_attributes import search_attributes
+    from workflows.status import SagaStatus
 
 
 @workflow.defn

@@ -20,28 +20,25 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.config import ConfigActivities
+    from activities.config_messages import ChargePolicy
     from activities.customers import CustomerActivities
+    from activities.customers_messages import DunningExhaustedInput
     from activities.gateway import GatewayActivities
-    from activities.ledger import LedgerActivities
-    from billing.messages import (
+    from activities.gateway_messages import (
         AttemptChargeInput,
         AttemptOutcome,
-        BillKey,
-        BillRef,
-        ChargeInput,
-        ChargePolicy,
-        ChargeResult,
-        DunningExhaustedInput,
         GatewayReference,
-        RecordAttemptInput,
         ResolveChargeInput,
-        RetryNow,
-        SagaStatus,
         Settlement,
-        WriteOffInput,
     )
+    from activities.ledger import LedgerActivities
+    from activities.ledger_messages import BillKey, BillRef, RecordAttemptInput, WriteOffInput
+    from billing.ledger import BillStatus
+    from billing.payments import DeclineKind
+    from workflows.charge_messages import ChargeInput, ChargeResult, RetryNow
     from workflows.follow_ups import after_payment, dunning_downgrade
     from workflows.options import DB, GATEWAY, LOOKUP, gateway_options
+    from workflows.status import SagaStatus
 
 
 # A change made while sagas were running: read the bill before anything else, so that
@@ -105,7 +102,7 @@ class ChargeWorkflow:
         bill = await workflow.execute_activity_method(
             LedgerActivities.get_bill, BillKey(bill_id=inp.bill_id), **DB
         )
-        if bill.status in ("paid", "void"):
+        if bill.status in (BillStatus.PAID, BillStatus.VOID):
             self._step("not_due", f"bill {inp.bill_id} is {bill.status}", inp)
             return ChargeResult(bill_id=inp.bill_id, outcome="not_due", attempts=0)
         self._step("collecting", f"collecting {bill.amount_due} {bill.currency}", inp)
@@ -219,11 +216,11 @@ class ChargeWorkflow:
             await self._record(inp, outcome)
             outcome = await self._await_settlement(inp, policy, outcome)
         bill = await self._record(inp, outcome)
-        if bill.status == "paid":
+        if bill.status == BillStatus.PAID:
             await after_payment(inp.customer_id, bill, outcome.gateway_reference or "")
             self._step("paid", f"bill {inp.bill_id} paid ({outcome.method})", inp)
             return ChargeResult(bill_id=inp.bill_id, outcome="paid", attempts=self._attempts)
-        if outcome.decline_kind == "hard" and outcome.payment_method_id:
+        if outcome.decline_kind == DeclineKind.HARD and outcome.payment_method_id:
             excluded.append(outcome.payment_method_id)
         return None
 

@@ -12,9 +12,11 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.ledger import LedgerActivities
-    from billing.messages import PaymentReceivedInput, PaymentReceivedResult, SagaStatus
+    from activities.ledger_messages import PaymentReceivedInput
     from workflows.follow_ups import after_payment
     from workflows.options import DB
+    from workflows.payment_received_messages import PaymentReceivedResult
+    from workflows.status import SagaStatus
 
 
 @workflow.defn

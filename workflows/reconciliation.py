@@ -17,8 +17,8 @@ from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ChildWorkflowError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.ledger_messages import PaymentReceivedInput
     from activities.reconciliation import ReconciliationActivities
-    from billing.messages import PaymentReceivedInput, SagaStatus
     from billing.payments import GatewayTransaction
     from billing.reconciliation import (
         CaptureToRecord,
@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.options import DB, NON_RETRYABLE_ERROR_TYPES, ActivityOptions
     from workflows.payment_received import PaymentReceivedWorkflow
     from workflows.search_attributes import search_attributes
+    from workflows.status import SagaStatus
 
 # Reading the gateway moves no money, so it may retry for as long as a daily run can wait.
 GATEWAY_READ: ActivityOptions = {

@@ -17,7 +17,6 @@ from temporalio.common import RetryPolicy
 with workflow.unsafe.imports_passed_through():
     from activities.outbox import OutboxActivities
     from activities.webhook_delivery import WebhookDeliveryActivities
-    from billing.messages import SagaStatus
     from billing.outbound import (
         AttemptInput,
         AttemptOutcome,
@@ -27,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.options import DB
     from workflows.search_attributes import CUSTOMER_ID, WEBHOOK_ENDPOINT_ID
+    from workflows.status import SagaStatus
 
 # Only Postgres failing (or the worker dying) makes an attempt raise: retry until back.
 # The receiver's own failures are outcomes, answered by the schedule below.

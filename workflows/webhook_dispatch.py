@@ -16,8 +16,8 @@ from temporalio.common import RetryPolicy, WorkflowIDConflictPolicy, WorkflowIDR
 
 with workflow.unsafe.imports_passed_through():
     from activities.outbox import OutboxActivities
-    from billing.messages import SagaStatus
     from billing.outbound import DispatchInput, DispatchRound, dispatcher_id
+    from workflows.status import SagaStatus
 
 ROUND = DispatchRound()
 ROUNDS_PER_RUN = 60

@@ -13,10 +13,12 @@ from api.routes.bills import IdempotencyKey
 from api.schemas import CONFLICT, ERRORS
 from api.temporal import exists, request_id, start
 from billing.errors import InvalidTransition, NotFound
-from billing.messages import BillingCycleInput, BillingRunInput, UpgradeInput
 from billing.periods import parse_period, require_ended, require_subscribed
 from billing.workflow_ids import billing_cycle_id, billing_run_id, manual_upgrade_id
 from store.customers import CustomerRow, get_customer
+from workflows.billing_cycle_messages import BillingCycleInput
+from workflows.billing_run_messages import BillingRunInput
+from workflows.upgrade_messages import UpgradeInput
 
 router = APIRouter(tags=["billing"], responses=ERRORS | CONFLICT)
 

@@ -14,11 +14,12 @@ from api.schemas import CONFLICT, ERRORS
 from api.temporal import exists, is_running, request_id, start, translated
 from billing.errors import InvalidTransition, NotFound
 from billing.ledger import BillState, can_charge
-from billing.messages import ChargeInput, RefundInput, RetryNow
 from billing.refunds import check_refund_request
 from billing.workflow_ids import charge_id, refund_id
 from store.bill_views import bill_view, bill_with_state, customer_bill_views
 from store.customers import customer_exists
+from workflows.charge_messages import ChargeInput, RetryNow
+from workflows.refund_messages import RefundInput
 
 router = APIRouter(tags=["bills"], responses=ERRORS)
 

@@ -8,12 +8,13 @@ import time
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
 
+from activities.gateway_messages import Settlement
+from activities.ledger_messages import PaymentReceivedInput
 from api.auth import StateDep
 from api.deps import AppState
 from api.schemas import ERRORS
 from api.temporal import is_running, start, translated
 from billing.errors import InvalidInput
-from billing.messages import PaymentReceivedInput, Settlement
 from billing.webhooks import CHARGE_SETTLED, SIGNATURE_HEADER, GatewayEvent, verify
 from billing.workflow_ids import payment_received_id
 

@@ -13,8 +13,8 @@ from api.flows import WorkflowStatus
 from api.schemas import ERRORS
 from api.temporal import translated
 from billing.errors import Forbidden
-from billing.messages import SagaStatus
 from workflows.search_attributes import CUSTOMER_ID
+from workflows.status import SagaStatus
 
 # A query waits for a worker to answer it: with none polling it would hang the request.
 _QUERY_TIMEOUT = timedelta(seconds=3)

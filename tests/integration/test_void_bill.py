@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from activities.ledger import LedgerActivities
+from activities.ledger_messages import IssueUpgradeBillInput, VoidBillInput
 from billing.catalog import DEFAULT_CATALOG
-from billing.messages import IssueUpgradeBillInput, VoidBillInput
 from store.bill_views import bill_view
 from store.customers import NewCustomer, create_customer
 

@@ -9,11 +9,14 @@ import pytest
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
-from billing.messages import BillingCycleInput, BillingRunInput, RefundInput, UpgradeInput
 from workflows.billing_cycle import BillingCycleWorkflow
+from workflows.billing_cycle_messages import BillingCycleInput
 from workflows.billing_run import BillingRunWorkflow
+from workflows.billing_run_messages import BillingRunInput
 from workflows.refund import RefundWorkflow
+from workflows.refund_messages import RefundInput
 from workflows.upgrade import UpgradeWorkflow
+from workflows.upgrade_messages import UpgradeInput
 
 from .standins import Books, outcome, workflow_worker
 

@@ -1,0 +1,20 @@
+"""BillingRunWorkflow's input (also its continue-as-new cursor) and result."""
+
+from __future__ import annotations
+
+from billing.messages import Message
+
+
+class BillingRunInput(Message):
+    """`period` None means the month before the run's start (for the monthly Schedule)."""
+
+    period: str | None = None
+    after: str | None = None
+    started: int = 0
+    skipped: int = 0
+
+
+class BillingRunResult(Message):
+    period: str
+    started: int
+    skipped: int
