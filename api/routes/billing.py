@@ -16,8 +16,11 @@ from billing.errors import InvalidTransition, NotFound
 from billing.periods import parse_period, require_ended, require_subscribed
 from billing.workflow_ids import billing_cycle_id, billing_run_id, manual_upgrade_id
 from store.customers import CustomerRow, get_customer
+from workflows.billing_cycle import BillingCycleWorkflow
 from workflows.billing_cycle_messages import BillingCycleInput
+from workflows.billing_run import BillingRunWorkflow
 from workflows.billing_run_messages import BillingRunInput
+from workflows.upgrade import UpgradeWorkflow
 from workflows.upgrade_messages import UpgradeInput
 
 router = APIRouter(tags=["billing"], responses=ERRORS | CONFLICT)
@@ -51,7 +54,7 @@ async def upgrade(
     await start(
         state.temporal,
         state.settings,
-        "UpgradeWorkflow",
+        UpgradeWorkflow.run,
         UpgradeInput(
             customer_id=customer_id,
             target_tier=body.tier.value,
@@ -80,7 +83,7 @@ async def bill_customer(
     workflow_id = await start(
         state.temporal,
         state.settings,
-        "BillingCycleWorkflow",
+        BillingCycleWorkflow.run,
         BillingCycleInput(customer_id=customer_id, period=period),
         workflow_id=billing_cycle_id(customer_id, period),
         summary=f"Bill {customer_id} for {period}",
@@ -101,7 +104,7 @@ async def billing_run(body: PeriodBody, state: StateDep, caller: CallerDep) -> S
     workflow_id = await start(
         state.temporal,
         state.settings,
-        "BillingRunWorkflow",
+        BillingRunWorkflow.run,
         BillingRunInput(period=period),
         workflow_id=billing_run_id(period),
         reuse=WorkflowIDReusePolicy.ALLOW_DUPLICATE,

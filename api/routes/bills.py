@@ -11,14 +11,16 @@ from temporalio.client import WorkflowQueryFailedError
 from api.auth import CallerDep, StateDep, authorize_customer, require_service
 from api.flows import RefundBody, Started
 from api.schemas import CONFLICT, ERRORS
-from api.temporal import exists, is_running, request_id, start, translated
+from api.temporal import exists, is_running, pay_requests, request_id, retry_now, start
 from billing.errors import InvalidTransition, NotFound
 from billing.ledger import BillState, can_charge
 from billing.refunds import check_refund_request
 from billing.workflow_ids import charge_id, refund_id
 from store.bill_views import bill_view, bill_with_state, customer_bill_views
 from store.customers import customer_exists
+from workflows.charge import ChargeWorkflow
 from workflows.charge_messages import ChargeInput, RetryNow
+from workflows.refund import RefundWorkflow
 from workflows.refund_messages import RefundInput
 
 router = APIRouter(tags=["bills"], responses=ERRORS)
@@ -90,15 +92,12 @@ async def pay_now(
     if not can_charge(ledger):
         raise InvalidTransition(f"bill {bill_id} is {ledger.status}; nothing to pay")
     if await is_running(state.temporal, dunning_id):
-        with translated(dunning_id):
-            await state.temporal.get_workflow_handle(dunning_id).signal(
-                "retry_now", RetryNow(reason="pay now", request_id=request)
-            )
+        await retry_now(state.temporal, dunning_id, RetryNow(reason="pay now", request_id=request))
         return Started(workflow_id=dunning_id, status="signalled")
     workflow_id = await start(
         state.temporal,
         state.settings,
-        "ChargeWorkflow",
+        ChargeWorkflow.run,
         ChargeInput(bill_id=bill_id, customer_id=bill["customer_id"], dunning=False),
         workflow_id=pay_id,
         summary=f"Pay {bill_id} now",
@@ -115,10 +114,8 @@ async def _signalled_before(state: StateDep, dunning_id: str, request: str) -> b
     """Whether this pay-now request already went to the dunning saga as a signal."""
     if not await exists(state.temporal, dunning_id):
         return False
-    handle = state.temporal.get_workflow_handle(dunning_id)
     try:
-        with translated(dunning_id):
-            taken = await handle.query("requests", result_type=list[str])
+        taken = await pay_requests(state.temporal, dunning_id)
     except WorkflowQueryFailedError:
         return False  # a saga from before the query existed took no keyed requests
     return request in taken
@@ -147,7 +144,7 @@ async def refund(
     workflow_id = await start(
         state.temporal,
         state.settings,
-        "RefundWorkflow",
+        RefundWorkflow.run,
         RefundInput(bill_id=bill_id, amount=amount, reason=body.reason, request_id=request),
         workflow_id=refund_id(bill_id, request),
         summary=f"Refund {amount or 'all refundable'} on {bill_id}: {body.reason}"[:200],
