@@ -19,22 +19,11 @@ with workflow.unsafe.imports_passed_through():
     from workflows.charge_messages import ChargeInput
     from workflows.options import DB
     from workflows.search_attributes import BILL_ID, search_attributes
-    from workflows.status import SagaStatus
+    from workflows.status import SagaWorkflow
 
 
 @workflow.defn
-class BillingCycleWorkflow:
-    def __init__(self) -> None:
-        self._status = SagaStatus(step="starting")
-
-    @workflow.query
-    def status(self) -> SagaStatus:
-        return self._status
-
-    def _step(self, step: str, details: str, bill_id: str | None = None) -> None:
-        self._status = SagaStatus(step=step, details=details, bill_id=bill_id)
-        workflow.set_current_details(details)
-
+class BillingCycleWorkflow(SagaWorkflow):
     @workflow.run
     async def run(self, inp: BillingCycleInput) -> BillingCycleResult:
         self._step("billing", f"aggregating {inp.customer_id}'s usage for {inp.period}")

@@ -26,18 +26,11 @@ with workflow.unsafe.imports_passed_through():
     from workflows.billing_run_messages import BillingRunInput, BillingRunResult
     from workflows.options import DB
     from workflows.search_attributes import search_attributes
-    from workflows.status import SagaStatus
+    from workflows.status import SagaWorkflow
 
 
 @workflow.defn
-class BillingRunWorkflow:
-    def __init__(self) -> None:
-        self._status = SagaStatus(step="starting")
-
-    @workflow.query
-    def status(self) -> SagaStatus:
-        return self._status
-
+class BillingRunWorkflow(SagaWorkflow):
     @workflow.run
     async def run(self, inp: BillingRunInput) -> BillingRunResult:
         period = inp.period or previous_period(period_of(workflow.now()))
@@ -73,8 +66,7 @@ class BillingRunWorkflow:
         total_started = inp.started + sum(started)
         total_skipped = inp.skipped + len(started) - sum(started)
         details = f"{period}: {total_started} cycles started, {total_skipped} already billed"
-        self._status = SagaStatus(step="fanning_out", details=details)
-        workflow.set_current_details(details)
+        self._step("fanning_out", details)
         if page.next_after is not None:
             workflow.continue_as_new(
                 BillingRunInput(
@@ -84,5 +76,5 @@ class BillingRunWorkflow:
                     skipped=total_skipped,
                 )
             )
-        self._status = SagaStatus(step="done", details=details)
+        self._step("done", details)
         return BillingRunResult(period=period, started=total_started, skipped=total_skipped)

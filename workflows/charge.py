@@ -38,7 +38,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.charge_messages import ChargeInput, ChargeResult, RetryNow
     from workflows.follow_ups import after_payment, dunning_downgrade
     from workflows.options import DB, GATEWAY, LOOKUP, gateway_options
-    from workflows.status import SagaStatus
+    from workflows.status import SagaWorkflow
 
 
 # A change made while sagas were running: read the bill before anything else, so that
@@ -53,9 +53,9 @@ SERIALIZED_DOWNGRADE = "dunning-downgrade-through-the-subscription"
 
 
 @workflow.defn
-class ChargeWorkflow:
+class ChargeWorkflow(SagaWorkflow):
     def __init__(self) -> None:
-        self._status = SagaStatus(step="starting")
+        super().__init__()
         self._retry_requested = False
         self._settlements: dict[str, Settlement] = {}
         self._attempts = 0
@@ -78,17 +78,9 @@ class ChargeWorkflow:
         self._settlements[settlement.gateway_reference] = settlement
 
     @workflow.query
-    def status(self) -> SagaStatus:
-        return self._status
-
-    @workflow.query
     def requests(self) -> list[str]:
         """The pay-now request ids this saga took, so the API can answer a repeat."""
         return sorted(self._requests)
-
-    def _step(self, step: str, details: str, inp: ChargeInput) -> None:
-        self._status = SagaStatus(step=step, details=details, bill_id=inp.bill_id)
-        workflow.set_current_details(details)
 
     @workflow.run
     async def run(self, inp: ChargeInput) -> ChargeResult:
@@ -103,9 +95,9 @@ class ChargeWorkflow:
             LedgerActivities.get_bill, BillKey(bill_id=inp.bill_id), **DB
         )
         if bill.status in (BillStatus.PAID, BillStatus.VOID):
-            self._step("not_due", f"bill {inp.bill_id} is {bill.status}", inp)
+            self._step("not_due", f"bill {inp.bill_id} is {bill.status}", inp.bill_id)
             return ChargeResult(bill_id=inp.bill_id, outcome="not_due", attempts=0)
-        self._step("collecting", f"collecting {bill.amount_due} {bill.currency}", inp)
+        self._step("collecting", f"collecting {bill.amount_due} {bill.currency}", inp.bill_id)
         return None
 
     async def _collect(self, inp: ChargeInput) -> ChargeResult:
@@ -122,7 +114,7 @@ class ChargeWorkflow:
             if final is not None:
                 return final
         if not inp.dunning:
-            self._step("failed", "the charge failed; the caller compensates", inp)
+            self._step("failed", "the charge failed; the caller compensates", inp.bill_id)
             return ChargeResult(bill_id=inp.bill_id, outcome="failed", attempts=self._attempts)
         return await self._exhausted(inp, policy)
 
@@ -137,11 +129,11 @@ class ChargeWorkflow:
                 self._step(
                     "awaiting_payment_method",
                     f"no usable payment method; waiting for one until {deadline:%Y-%m-%d %H:%M}",
-                    inp,
+                    inp.bill_id,
                 )
             else:
                 when = f"{deadline:%Y-%m-%d %H:%M} UTC"
-                self._step("dunning", f"payment failed; next try at {when}", inp)
+                self._step("dunning", f"payment failed; next try at {when}", inp.bill_id)
             try:
                 await workflow.wait_condition(lambda: self._retry_requested, timeout=remaining)
             except TimeoutError:
@@ -161,7 +153,7 @@ class ChargeWorkflow:
         # Workflow id (unique per request) + attempt number: a retried activity reuses the
         # key, a new try does not.
         key = f"{workflow.info().workflow_id}-attempt-{n}"
-        self._step("charging", f"charging bill {inp.bill_id}, attempt {n}", inp)
+        self._step("charging", f"charging bill {inp.bill_id}, attempt {n}", inp.bill_id)
         try:
             outcome = await workflow.execute_activity_method(
                 GatewayActivities.charge,
@@ -188,20 +180,20 @@ class ChargeWorkflow:
                 inp, policy, excluded
             )
         if outcome.status == "not_due":
-            self._step("not_due", f"bill {inp.bill_id} owes nothing", inp)
+            self._step("not_due", f"bill {inp.bill_id} owes nothing", inp.bill_id)
             return ChargeResult(bill_id=inp.bill_id, outcome="not_due", attempts=n)
         if outcome.status == "no_method" and workflow.patched(AWAIT_METHOD):
             # No gateway call, so no attempt: wait for a method (or pay-now) instead.
             self._attempts -= 1
             self._awaiting_method = True
-            self._step("awaiting_payment_method", "no usable payment method on file", inp)
+            self._step("awaiting_payment_method", "no usable payment method on file", inp.bill_id)
             return None
         self._awaiting_method = False
         return await self._settle(inp, policy, outcome, excluded)
 
     async def _resolve(self, inp: ChargeInput, key: str, why: str) -> AttemptOutcome:
         """Look the attempt up by its key until the gateway answers: unknown is not failed."""
-        self._step("resolving", f"{why}; looking up {key} at the gateway", inp)
+        self._step("resolving", f"{why}; looking up {key} at the gateway", inp.bill_id)
         return await workflow.execute_activity_method(
             GatewayActivities.resolve_charge,
             ResolveChargeInput(bill_id=inp.bill_id, idempotency_key=key),
@@ -218,7 +210,7 @@ class ChargeWorkflow:
         bill = await self._record(inp, outcome)
         if bill.status == BillStatus.PAID:
             await after_payment(inp.customer_id, bill, outcome.gateway_reference or "")
-            self._step("paid", f"bill {inp.bill_id} paid ({outcome.method})", inp)
+            self._step("paid", f"bill {inp.bill_id} paid ({outcome.method})", inp.bill_id)
             return ChargeResult(bill_id=inp.bill_id, outcome="paid", attempts=self._attempts)
         if outcome.decline_kind == DeclineKind.HARD and outcome.payment_method_id:
             excluded.append(outcome.payment_method_id)
@@ -229,7 +221,7 @@ class ChargeWorkflow:
     ) -> AttemptOutcome:
         ref = pending.gateway_reference
         assert ref is not None
-        self._step("awaiting_settlement", f"bank transfer {ref} pending settlement", inp)
+        self._step("awaiting_settlement", f"bank transfer {ref} pending settlement", inp.bill_id)
         settlement: Settlement | None
         try:
             await workflow.wait_condition(
@@ -264,7 +256,9 @@ class ChargeWorkflow:
         wait = max(policy.bank_transfer_deadline / 8, timedelta(seconds=1))
         longest = max(policy.bank_transfer_deadline, timedelta(seconds=1))
         while True:
-            self._step("settlement_overdue", f"transfer {ref} past its deadline; asking", inp)
+            self._step(
+                "settlement_overdue", f"transfer {ref} past its deadline; asking", inp.bill_id
+            )
             found = await workflow.execute_activity_method(
                 GatewayActivities.get_charge, GatewayReference(gateway_reference=ref), **LOOKUP
             )
@@ -308,6 +302,8 @@ class ChargeWorkflow:
                 **DB,
             )
         self._step(
-            "uncollectible", f"dunning exhausted after {attempts} attempts; customer {action}d", inp
+            "uncollectible",
+            f"dunning exhausted after {attempts} attempts; customer {action}d",
+            inp.bill_id,
         )
         return ChargeResult(bill_id=inp.bill_id, outcome="uncollectible", attempts=attempts)

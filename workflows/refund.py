@@ -27,7 +27,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.refund_messages import RefundInput, RefundResult
     from workflows.saga import Saga
-    from workflows.status import SagaStatus
+    from workflows.status import SagaWorkflow
 
 # Issue 12: the refund id comes from the request (it was cut from the workflow id, so
 # `order-1` on one bill and `return-1` on another were both `rf_1`), and a refund whose
@@ -42,18 +42,10 @@ def _cause_type(err: ActivityError) -> str | None:
 
 
 @workflow.defn
-class RefundWorkflow:
+class RefundWorkflow(SagaWorkflow):
     def __init__(self) -> None:
-        self._status = SagaStatus(step="starting")
+        super().__init__()
         self._gateway: ActivityOptions = GATEWAY
-
-    @workflow.query
-    def status(self) -> SagaStatus:
-        return self._status
-
-    def _step(self, step: str, details: str, bill_id: str) -> None:
-        self._status = SagaStatus(step=step, details=details, bill_id=bill_id)
-        workflow.set_current_details(details)
 
     @workflow.run
     async def run(self, inp: RefundInput) -> RefundResult:

@@ -31,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.options import DB
     from workflows.saga import Saga
     from workflows.search_attributes import BILL_ID, TIER, search_attributes
-    from workflows.status import SagaStatus
+    from workflows.status import SagaWorkflow
     from workflows.upgrade_messages import UpgradeInput, UpgradeResult
 
 # Issue 12: tier changes of one customer wait for their turn (sagas from before did not).
@@ -42,22 +42,14 @@ NEVER_DOWN_BY_ACCIDENT = "conversion-never-downgrades"
 
 
 @workflow.defn
-class UpgradeWorkflow:
+class UpgradeWorkflow(SagaWorkflow):
     def __init__(self) -> None:
-        self._status = SagaStatus(step="starting")
+        super().__init__()
         self._turn = False
 
     @workflow.signal
     def turn_granted(self, _: TurnRequest) -> None:
         self._turn = True
-
-    @workflow.query
-    def status(self) -> SagaStatus:
-        return self._status
-
-    def _step(self, step: str, details: str, bill_id: str | None = None) -> None:
-        self._status = SagaStatus(step=step, details=details, bill_id=bill_id)
-        workflow.set_current_details(details)
 
     def _key(self, inp: UpgradeInput, step: str) -> str:
         """From the request when there is one; sagas from before keyed by workflow id."""
