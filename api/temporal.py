@@ -142,14 +142,14 @@ async def is_running(client: Client, workflow_id: str) -> bool:
 async def retry_now(client: Client, workflow_id: str, request: RetryNow) -> None:
     """Wake a dunning saga to try at once (pay now, a new payment method)."""
     with translated(workflow_id):
-        handle = client.get_workflow_handle_for(ChargeWorkflow.run, workflow_id)
+        handle = client.get_workflow_handle(workflow_id)
         await handle.signal(ChargeWorkflow.retry_now, request)
 
 
 async def settle(client: Client, workflow_id: str, settlement: Settlement) -> None:
     """A bank transfer's final word, from the gateway's webhook, to the saga that waits."""
     with translated(workflow_id):
-        handle = client.get_workflow_handle_for(ChargeWorkflow.run, workflow_id)
+        handle = client.get_workflow_handle(workflow_id)
         await handle.signal(ChargeWorkflow.settle, settlement)
 
 
@@ -157,7 +157,7 @@ async def pay_requests(client: Client, workflow_id: str) -> list[str]:
     """The pay-now request ids a charge saga took (raises WorkflowQueryFailedError for a
     saga from before the query existed)."""
     with translated(workflow_id):
-        handle = client.get_workflow_handle_for(ChargeWorkflow.run, workflow_id)
+        handle = client.get_workflow_handle(workflow_id)
         return await handle.query(ChargeWorkflow.requests)
 
 
