@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Literal
 
 from billing.messages import Message
-from billing.payments import DeclineKind
+from billing.payments import DeclineKind, RefundRequest
 
 
 class AttemptChargeInput(Message):
@@ -63,12 +63,8 @@ class Settlement(Message):
     message: str = ""
 
 
-class GatewayRefundInput(Message):
-    idempotency_key: str
-    charge_reference: str
-    amount: Decimal
-    currency: str
-    reason: str
+# The gateway port's own refund request, not a copy of it: the same fields on the wire.
+GatewayRefundInput = RefundRequest
 
 
 class GatewayRefundOutcome(Message):
