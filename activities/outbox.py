@@ -17,17 +17,15 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from billing.events import EventType
-from billing.outbound import (
+from activities.outbox_messages import (
     DeliveryInput,
     DispatchResult,
     DispatchRound,
     EndpointDisabled,
     ExhaustedInput,
-    attempt_queue,
-    attempt_timeout,
-    delivery_id,
 )
+from billing.events import EventType
+from billing.outbound import attempt_queue, attempt_timeout, delivery_id
 from config.settings import Settings
 from store import webhook_deliveries as sql
 from store.outbox import emit

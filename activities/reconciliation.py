@@ -11,21 +11,23 @@ import asyncpg
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.reconciliation_messages import (
+    Fixed,
+    ListTransactionsInput,
+    PlanPageInput,
+    RecordRefundsInput,
+    RefundsRecorded,
+    ReportSave,
+)
 from billing.errors import BillingError, DependencyUnavailable
 from billing.events import EventType
 from billing.ledger import EntryKind
 from billing.payments import PaymentGateway, TransactionPage
 from billing.reconciliation import (
-    Fixed,
     LedgerFacts,
     LedgerMovement,
-    ListTransactionsInput,
     PagePlan,
-    PlanPageInput,
-    RecordRefundsInput,
-    RefundsRecorded,
     RefundToRecord,
-    ReportSave,
     Unresolved,
     plan_page,
     references_of,

@@ -22,14 +22,9 @@ import asyncpg
 import httpx
 from temporalio import activity
 
+from activities.webhook_delivery_messages import AttemptInput, AttemptOutcome
 from billing.events import event_body, signature_headers
-from billing.outbound import (
-    MAX_ERROR_LENGTH,
-    Address,
-    AttemptInput,
-    AttemptOutcome,
-    refused_addresses,
-)
+from billing.outbound import MAX_ERROR_LENGTH, Address, refused_addresses
 from config.settings import Settings
 from store import webhook_deliveries as sql
 from store.webhook_endpoints import EndpointRow

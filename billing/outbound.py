@@ -1,4 +1,4 @@
-"""Delivery of outbound events: the messages of its workflows, ids, and which URLs may be called.
+"""Delivery of outbound events: its workflow ids, timings, and which URLs may be called.
 
 Every address an endpoint's host resolves to must be public unless private targets are
 allowed (dev and test): a webhook must not become a way into the service's own network.
@@ -7,22 +7,14 @@ allowed (dev and test): a webhook must not become a way into the service's own n
 from __future__ import annotations
 
 import ipaddress
-from datetime import datetime, timedelta
-from typing import Literal
+from datetime import timedelta
 from urllib.parse import urlsplit
-
-from pydantic import BaseModel, ConfigDict
 
 from billing.errors import InvalidInput
 
 MAX_URL_LENGTH = 2048
 # Answers kept in the attempt log: enough to explain a failure, not a receiver's whole page.
 MAX_ERROR_LENGTH = 500
-
-
-class Message(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -52,80 +44,6 @@ def attempt_timeout(request_timeout: timedelta) -> timedelta:
 def attempt_queue(task_queue: str) -> str:
     """HTTP attempts poll their own queue: a slow receiver never takes a saga's worker slot."""
     return f"{task_queue}-webhooks"
-
-
-# --- messages ----------------------------------------------------------------------
-
-
-class DeliveryInput(Message):
-    """Deliver one event to one endpoint: attempt, then wait `schedule[i]`, and so on."""
-
-    event_id: str
-    endpoint_id: str
-    event_type: str
-    customer_id: str | None = None
-    schedule: list[timedelta]
-    attempt_queue: str
-    # How long one attempt may take before Temporal counts its worker as lost and retries.
-    attempt_timeout: timedelta = timedelta(seconds=60)
-
-
-class AttemptInput(Message):
-    event_id: str
-    endpoint_id: str
-    workflow_id: str
-    attempt: int
-    # The wait before the next attempt if this one fails; None: this is the last.
-    next_delay: timedelta | None
-
-
-AttemptResult = Literal["delivered", "failed", "endpoint_disabled", "endpoint_gone"]
-
-
-class AttemptOutcome(Message):
-    result: AttemptResult
-    status_code: int | None = None
-    latency_ms: int | None = None
-    error: str | None = None
-
-
-class DeliveryResult(Message):
-    result: Literal["delivered", "exhausted", "endpoint_disabled", "endpoint_gone"]
-    attempts: int
-    endpoint_disabled_now: bool = False
-
-
-class ExhaustedInput(Message):
-    event_id: str
-    endpoint_id: str
-    workflow_id: str
-    # When the first attempt was made: an endpoint that answered 2xx to anything since
-    # then is flaky, not dead, and stays enabled.
-    since: datetime
-
-
-class EndpointDisabled(Message):
-    disabled: bool
-    event_id: str | None = None  # the webhook_endpoint.disabled event, when disabled now
-
-
-class DispatchInput(Message):
-    """The dispatcher's state across continue-as-new: only what it has done, for the UI."""
-
-    dispatched: int = 0
-
-
-class DispatchRound(Message):
-    """Poll the outbox for `duration`, starting deliveries for each new event."""
-
-    duration: timedelta = timedelta(seconds=60)
-    poll_interval: timedelta = timedelta(milliseconds=500)
-    batch: int = 100
-
-
-class DispatchResult(Message):
-    events: int
-    deliveries: int
 
 
 # --- which URLs may be called --------------------------------------------------------

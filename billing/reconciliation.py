@@ -89,19 +89,6 @@ class Unresolved(Message):
     reason: str
 
 
-class Fixed(Message):
-    """What reconciliation recorded; `excess_refunded` is a capture's overpayment sent back."""
-
-    kind: Literal["capture", "refund"]
-    gateway_reference: str
-    bill_id: str
-    amount: Decimal
-    currency: str
-    charge_reference: str | None = None
-    excess_refunded: Decimal | None = None
-    outcome: Literal["recorded", "recording"] = "recorded"
-
-
 class PagePlan(Message):
     """One page's verdicts: checked = matched + captures + refunds + unresolved."""
 
@@ -223,76 +210,6 @@ def plan_page(page: list[GatewayTransaction], facts: LedgerFacts) -> PagePlan:
     )
 
 
-# --- The run's messages ------------------------------------------------------------------
-
-
-class ReconciliationProgress(Message):
-    """Carried across continue-as-new: where the listing stands and what was found so far."""
-
-    cursor: str | None = None
-    checked: int = 0
-    matched: int = 0
-    fixed: list[Fixed] = []
-    unresolved: list[Unresolved] = []
-
-
-class ReconciliationInput(Message):
-    """`since` None: the last two days. `request_id` None: a scheduled run (one is drawn)."""
-
-    since: datetime | None = None
-    request_id: str | None = None
-    progress: ReconciliationProgress | None = None
-
-
-class ReconciliationResult(Message):
-    id: str
-    workflow_id: str
-    since: datetime
-    checked: int
-    matched: int
-    fixed: list[Fixed]
-    unresolved: list[Unresolved]
-
-
 def report_id(request_id: str) -> str:
     """The report's id: what `GET /v1/reconciliations/{id}` takes."""
     return f"rec_{request_id}"
-
-
-# --- Activity messages --------------------------------------------------------------------
-
-
-class ListTransactionsInput(Message):
-    since: datetime
-    cursor: str | None = None
-    limit: int = 100
-
-
-class PlanPageInput(Message):
-    transactions: list[GatewayTransaction]
-
-
-class RecordRefundsInput(Message):
-    refunds: list[RefundToRecord]
-    workflow_id: str
-
-
-class RefundsRecorded(Message):
-    """`matched`: already in the ledger by the time they were recorded (a saga got there)."""
-
-    fixed: list[Fixed] = []
-    matched: int = 0
-    unresolved: list[Unresolved] = []
-
-
-class ReportSave(Message):
-    """The whole report as it stands: saving it again with the same figures changes nothing."""
-
-    id: str
-    workflow_id: str
-    since: datetime
-    status: Literal["running", "completed"]
-    checked: int = 0
-    matched: int = 0
-    fixed: list[Fixed] = []
-    unresolved: list[Unresolved] = []

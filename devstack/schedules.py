@@ -12,11 +12,11 @@ from temporalio.client import (
     ScheduleSpec,
 )
 
-from billing.reconciliation import ReconciliationInput
 from config.settings import Settings
 from workflows.billing_run import BillingRunWorkflow
 from workflows.billing_run_messages import BillingRunInput
 from workflows.reconciliation import ReconciliationWorkflow
+from workflows.reconciliation_messages import ReconciliationInput
 
 SCHEDULE_ID = "billing-run-monthly"
 # 03:00 UTC on the 1st: the month before has ended and late events have had a moment.

@@ -19,24 +19,23 @@ from temporalio.exceptions import ChildWorkflowError, WorkflowAlreadyStartedErro
 with workflow.unsafe.imports_passed_through():
     from activities.ledger_messages import PaymentReceivedInput
     from activities.reconciliation import ReconciliationActivities
-    from billing.payments import GatewayTransaction
-    from billing.reconciliation import (
-        CaptureToRecord,
+    from activities.reconciliation_messages import (
         Fixed,
         ListTransactionsInput,
         PlanPageInput,
-        ReconciliationInput,
-        ReconciliationProgress,
-        ReconciliationResult,
         RecordRefundsInput,
         ReportSave,
-        Unresolved,
-        default_since,
-        report_id,
     )
+    from billing.payments import GatewayTransaction
+    from billing.reconciliation import CaptureToRecord, Unresolved, default_since, report_id
     from billing.workflow_ids import payment_received_id
     from workflows.options import DB, NON_RETRYABLE_ERROR_TYPES, ActivityOptions
     from workflows.payment_received import PaymentReceivedWorkflow
+    from workflows.reconciliation_messages import (
+        ReconciliationInput,
+        ReconciliationProgress,
+        ReconciliationResult,
+    )
     from workflows.search_attributes import search_attributes
     from workflows.status import SagaWorkflow
 

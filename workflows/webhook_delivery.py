@@ -16,17 +16,13 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.outbox import OutboxActivities
+    from activities.outbox_messages import DeliveryInput, ExhaustedInput
     from activities.webhook_delivery import WebhookDeliveryActivities
-    from billing.outbound import (
-        AttemptInput,
-        AttemptOutcome,
-        DeliveryInput,
-        DeliveryResult,
-        ExhaustedInput,
-    )
+    from activities.webhook_delivery_messages import AttemptInput, AttemptOutcome
     from workflows.options import DB
     from workflows.search_attributes import CUSTOMER_ID, WEBHOOK_ENDPOINT_ID
     from workflows.status import SagaWorkflow
+    from workflows.webhook_delivery_messages import DeliveryResult
 
 # Only Postgres failing (or the worker dying) makes an attempt raise: retry until back.
 # The receiver's own failures are outcomes, answered by the schedule below.

@@ -16,8 +16,10 @@ from temporalio.common import RetryPolicy, WorkflowIDConflictPolicy, WorkflowIDR
 
 with workflow.unsafe.imports_passed_through():
     from activities.outbox import OutboxActivities
-    from billing.outbound import DispatchInput, DispatchRound, dispatcher_id
+    from activities.outbox_messages import DispatchRound
+    from billing.outbound import dispatcher_id
     from workflows.status import SagaWorkflow
+    from workflows.webhook_dispatch_messages import DispatchInput
 
 ROUND = DispatchRound()
 ROUNDS_PER_RUN = 60

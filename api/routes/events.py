@@ -8,6 +8,7 @@ from fastapi import APIRouter, Header, Query
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from activities.outbox_messages import DeliveryInput
 from api.auth import CallerDep, StateDep, require_service
 from api.schemas import CONFLICT, ERRORS
 from api.temporal import request_id, translated
@@ -21,7 +22,7 @@ from api.webhook_schemas import (
 )
 from billing.errors import Conflict, InvalidInput, NotFound
 from billing.events import EventType
-from billing.outbound import DeliveryInput, attempt_queue, attempt_timeout, redelivery_id
+from billing.outbound import attempt_queue, attempt_timeout, redelivery_id
 from store import outbox
 from store import webhook_endpoints as endpoints
 from store.outbox import EventRow

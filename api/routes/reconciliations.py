@@ -16,10 +16,11 @@ from api.flows import Body
 from api.schemas import ERRORS
 from api.temporal import translated
 from billing.errors import InvalidInput, NotFound
-from billing.reconciliation import ReconciliationInput, default_since, report_id
+from billing.reconciliation import default_since, report_id
 from billing.workflow_ids import reconciliation_id
 from store import reconciliations as sql
 from workflows.reconciliation import ReconciliationWorkflow
+from workflows.reconciliation_messages import ReconciliationInput
 
 router = APIRouter(tags=["reconciliations"], responses=ERRORS)
 

@@ -14,21 +14,19 @@ from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
 from activities.ledger_messages import PaymentReceivedInput
-from billing.payments import GatewayTransaction, TransactionPage
-from billing.reconciliation import (
+from activities.reconciliation_messages import (
     Fixed,
-    LedgerFacts,
     ListTransactionsInput,
-    PagePlan,
     PlanPageInput,
-    ReconciliationInput,
     RecordRefundsInput,
     RefundsRecorded,
     ReportSave,
-    plan_page,
 )
+from billing.payments import GatewayTransaction, TransactionPage
+from billing.reconciliation import LedgerFacts, PagePlan, plan_page
 from workflows.payment_received_messages import PaymentReceivedResult
 from workflows.reconciliation import PAGES_PER_RUN, ReconciliationWorkflow
+from workflows.reconciliation_messages import ReconciliationInput
 
 AT = datetime(2026, 5, 2, tzinfo=UTC)
 

@@ -19,15 +19,9 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from billing.outbound import (
-    AttemptInput,
-    AttemptOutcome,
-    AttemptResult,
-    DeliveryInput,
-    EndpointDisabled,
-    ExhaustedInput,
-    attempt_queue,
-)
+from activities.outbox_messages import DeliveryInput, EndpointDisabled, ExhaustedInput
+from activities.webhook_delivery_messages import AttemptInput, AttemptOutcome, AttemptResult
+from billing.outbound import attempt_queue
 from config.settings import Settings
 from workflows.search_attributes import WEBHOOK_ENDPOINT_ID
 from workflows.webhook_delivery import WebhookDeliveryWorkflow
