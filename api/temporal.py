@@ -165,7 +165,7 @@ async def on_payment_method_attached(state: AppState, customer_id: str) -> None:
     """A new payment method wakes every dunning saga of the customer to try it now.
 
     `create_app`'s default for `AppState.payment_method_attached`; tests pass their own."""
-    for row in await state.pool.fetch(bills_sql.OPEN_BILLS, customer_id):
-        workflow_id = charge_id(row["id"])
+    for bill_id in await bills_sql.open_bill_ids(state.pool, customer_id):
+        workflow_id = charge_id(bill_id)
         if await is_running(state.temporal, workflow_id):
             await retry_now(state.temporal, workflow_id, RetryNow(reason="new payment method"))

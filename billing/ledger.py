@@ -21,6 +21,11 @@ class EntryKind(StrEnum):
     WRITE_OFF_REVERSED = "write_off_reversed"
 
 
+# The entries after which nothing collects a bill any more: a void, or the write-off that
+# ends dunning. A payment method attached later wakes the charge sagas of the other bills.
+COLLECTION_ENDED_BY = frozenset({EntryKind.VOIDED, EntryKind.WRITTEN_OFF})
+
+
 class LedgerEntry(BaseModel):
     model_config = ConfigDict(frozen=True)
 

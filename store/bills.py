@@ -9,6 +9,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import asyncpg
+
+from billing.ledger import COLLECTION_ENDED_BY
 from store.db import Conn
 
 LOCK_PERIOD = "SELECT pg_advisory_xact_lock(hashtext($1::text || ':' || $2::text))"
@@ -125,12 +128,19 @@ INSERT INTO saga_events (workflow_id, customer_id, bill_id, step, message, idemp
 VALUES ($1::text, $2::text, $3::text, $4::text, $5::text, $6::text)
 ON CONFLICT (idempotency_key) DO NOTHING"""
 
-# Bills a dunning saga may still be collecting: neither voided nor written off.
+# Bills a dunning saga may still be collecting: no entry of the kinds $2 (the domain's
+# COLLECTION_ENDED_BY, passed by open_bill_ids) on them.
 OPEN_BILLS = """
 SELECT b.id FROM bills b
 WHERE b.customer_id = $1::text
   AND NOT EXISTS (SELECT 1 FROM ledger_entries e
-                  WHERE e.bill_id = b.id AND e.kind IN ('voided', 'written_off'))"""
+                  WHERE e.bill_id = b.id AND e.kind = ANY($2::text[]))"""
+
+
+async def open_bill_ids(pool: asyncpg.Pool | Conn, customer_id: str) -> list[str]:
+    """The customer's bills that nothing has stopped collecting (`COLLECTION_ENDED_BY`)."""
+    ended = sorted(kind.value for kind in COLLECTION_ENDED_BY)
+    return [row["id"] for row in await pool.fetch(OPEN_BILLS, customer_id, ended)]
 
 
 async def lock_period(conn: Conn, customer_id: str, period: str) -> None:
