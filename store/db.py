@@ -12,6 +12,14 @@ from asyncpg.pool import PoolConnectionProxy
 Conn: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
 
 
+PING = "SELECT 1"
+
+
+async def ping(pool: asyncpg.Pool) -> None:
+    """One round trip on a pooled connection: raises if Postgres does not answer."""
+    await pool.fetchval(PING)
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
     # jsonb in and out as Python values; numeric already arrives as Decimal.
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")

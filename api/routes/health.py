@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from api.auth import StateDep
+from store.db import ping
 
 router = APIRouter()
 
@@ -31,7 +32,7 @@ async def _check(name: str, probe: Any) -> tuple[str, str]:
 async def healthz(state: StateDep) -> JSONResponse:
     """Each dependency checked separately and concurrently, within two seconds."""
     results = await asyncio.gather(
-        _check("postgres", state.pool.fetchval("SELECT 1")),
+        _check("postgres", ping(state.pool)),
         _check("redis", state.redis.ping()),
         _check("temporal", state.temporal.service_client.check_health()),
     )
