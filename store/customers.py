@@ -95,7 +95,7 @@ class CustomerRow:
     id: str
     name: str
     email: str
-    tier: str
+    tier: Tier
     status: str
     auto_upgrade: bool
     tax_rate: Decimal
@@ -130,7 +130,7 @@ def _customer(row: asyncpg.Record) -> CustomerRow:
         id=row["id"],
         name=row["name"],
         email=row["email"],
-        tier=row["tier"],
+        tier=Tier(row["tier"]),
         status=row["status"],
         auto_upgrade=row["auto_upgrade"],
         tax_rate=row["tax_rate"],
@@ -150,7 +150,7 @@ def customer_event_data(row: CustomerRow) -> dict[str, Any]:
         "id": row.id,
         "name": row.name,
         "email": row.email,
-        "tier": row.tier,
+        "tier": row.tier.value,
         "status": row.status,
         "auto_upgrade": row.auto_upgrade,
         "tax_rate": f"{row.tax_rate.normalize():f}" if row.tax_rate else "0",

@@ -49,7 +49,7 @@ async def upgrade(
     customer = await _customer(state, customer_id)
     if idempotency_key and await exists(state.temporal, workflow_id):
         return Started(workflow_id=workflow_id)  # the same request again: its first answer
-    if customer.tier == body.tier.value:
+    if customer.tier == body.tier:
         raise InvalidTransition(f"{customer_id} is already on {body.tier.value}")
     await start(
         state.temporal,
@@ -57,7 +57,7 @@ async def upgrade(
         UpgradeWorkflow.run,
         UpgradeInput(
             customer_id=customer_id,
-            target_tier=body.tier.value,
+            target_tier=body.tier,
             reason="manual",
             request_id=request,
         ),

@@ -58,7 +58,7 @@ def customer_out(row: CustomerRow) -> CustomerOut:
         id=row.id,
         name=row.name,
         email=row.email,
-        tier=row.tier,
+        tier=row.tier.value,
         status=row.status,
         auto_upgrade=row.auto_upgrade,
         tax_rate=rate_text(row.tax_rate),
