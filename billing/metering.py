@@ -14,6 +14,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, fie
 
 from billing.catalog import AUTO_UPGRADE_TIER, ContractOverrides, PriceCatalog, Tier, UsageKind
 from billing.errors import InvalidInput
+from billing.events import EventType
 from billing.money import exact_mul, round_money
 
 MAX_QUANTITY = 1_000_000_000
@@ -164,6 +165,17 @@ def limited_message(
         f"{count} are counted this hour and these {quantity} do not fit; {lift}, or retry "
         "after the reset"
     )
+
+
+def limit_notices(*, limit: int, count: int, allowed: bool) -> tuple[EventType, ...]:
+    """The notices an hour of API calls is due: usage.limit_warning from 80% of the limit,
+    with usage.limit_reached at 100% or a refusal; none without a limit (`limit` 0).
+    `count` is the hour's count, this request's calls included when they were allowed."""
+    if limit <= 0 or (allowed and count * 5 < limit * 4):
+        return ()
+    if not allowed or count >= limit:
+        return (EventType.USAGE_LIMIT_WARNING, EventType.USAGE_LIMIT_REACHED)
+    return (EventType.USAGE_LIMIT_WARNING,)
 
 
 def predates_tier(plan: UsagePlan, occurred_at: datetime, client_dated: bool) -> bool:

@@ -18,11 +18,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from api.deps import AppState
 from api.ingest.conversion import convert
 from api.ingest.decode import EventIn
+from api.ingest.notices import notify_limits
 from api.ingest.plans import Caller, PlanCache, StampedPlan
 from api.ingest.write import API_CALL, Columns, Status, crossed, limits, unrecorded
 from billing.catalog import DEFAULT_CATALOG, PriceCatalog
@@ -33,11 +33,9 @@ from billing.errors import (
     NotFound,
     Unauthenticated,
 )
-from billing.events import EventType
 from billing.metering import check_subscribed
 from observability import metrics
 from store import customers as customer_store
-from store import limit_notices
 from store import usage as usage_store
 from store.limiter import RateLimiter, Reservation
 
@@ -203,34 +201,8 @@ class IngestService:
                 metrics.usage_events([status], count=count)
         if billed:
             metrics.usage_events(["billed"], count=billed)
-        await self._notify_limits(out)
+        await notify_limits(self.state.pool, out.reservations, cols.plans)
         return out
-
-    async def _notify_limits(self, out: Recording) -> None:
-        """usage.limit_warning at 80% of the hour's API-call limit, usage.limit_reached at
-        100% or a refusal: each once per customer and window (a Postgres row says so)."""
-        for cid, r in out.reservations.items():
-            if r.limit <= 0 or r.count * 5 < r.limit * 4 and r.allowed:
-                continue  # the common case: no database round trip
-            kinds = [EventType.USAGE_LIMIT_WARNING]
-            if not r.allowed or r.count >= r.limit:
-                kinds.append(EventType.USAGE_LIMIT_REACHED)
-            window_start = r.reset_at - 3600
-            data = {
-                "customer_id": cid,
-                "tier": out.cols.plans[cid].plan.tier.value,
-                "kind": "api_call",
-                "limit": r.limit,
-                "used": r.count if r.allowed else r.count - r.quantity,
-                "refused": 0 if r.allowed else r.quantity,
-                "window_start": datetime.fromtimestamp(window_start, UTC),
-                "window_end": datetime.fromtimestamp(r.reset_at, UTC),
-            }
-            for kind in kinds:
-                await limit_notices.notify_once(
-                    self.state.pool, customer_id=cid, kind=kind, window_start=window_start,
-                    data=data,
-                )  # fmt: skip
 
     async def _admit(
         self, limited: list[tuple[str, int, int]], deps: list[int], cols: Columns

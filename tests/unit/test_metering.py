@@ -12,12 +12,14 @@ from pydantic import ValidationError
 
 from billing.catalog import DEFAULT_CATALOG, ContractOverrides, Tier, UsageKind
 from billing.errors import InvalidInput
+from billing.events import EventType
 from billing.metering import (
     TierChange,
     UsageEventIn,
     check_occurred_at,
     check_subscribed,
     event_cost,
+    limit_notices,
     limited_message,
     plan_for,
     tier_at,
@@ -201,3 +203,23 @@ def test_the_429_message_names_the_catalog_limits():
     assert "POST /v1/customers/cus_1/upgrade" in message
     paid = limited_message(catalog, _plan(Tier.STARTER), limit=25_000, count=25_000, quantity=1)
     assert "upgrading to a higher tier lifts the limit" in paid
+
+
+WARNING, REACHED = EventType.USAGE_LIMIT_WARNING, EventType.USAGE_LIMIT_REACHED
+
+
+@pytest.mark.parametrize(
+    ("limit", "count", "allowed", "due"),
+    [
+        (0, 5_000, True, ()),  # no limit, no notices
+        (1_000, 799, True, ()),
+        (1_000, 800, True, (WARNING,)),  # 80% exactly
+        (1_000, 999, True, (WARNING,)),
+        (1_000, 1_000, True, (WARNING, REACHED)),
+        (1_000, 10, False, (WARNING, REACHED)),  # a refusal reaches the limit, whatever the count
+    ],
+)
+def test_limit_notices_at_80_and_100_percent(
+    limit: int, count: int, allowed: bool, due: tuple[EventType, ...]
+) -> None:
+    assert limit_notices(limit=limit, count=count, allowed=allowed) == due
