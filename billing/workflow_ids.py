@@ -13,6 +13,11 @@ def charge_id(bill_id: str) -> str:
     return f"charge-{bill_id}"
 
 
+def pay_now_id(bill_id: str, request_id: str) -> str:
+    """One try per pay-now request, beside the bill's dunning saga (`charge_id`)."""
+    return f"{charge_id(bill_id)}-pay-{request_id}"
+
+
 def auto_upgrade_id(customer_id: str) -> str:
     """The free-to-starter conversion starts once per customer, however many events cross."""
     return f"upgrade-{customer_id}-auto-starter"

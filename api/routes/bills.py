@@ -15,7 +15,7 @@ from api.temporal import exists, is_running, pay_requests, request_id, retry_now
 from billing.errors import InvalidTransition, NotFound
 from billing.ledger import BillState, can_charge
 from billing.refunds import check_refund_request
-from billing.workflow_ids import charge_id, refund_id
+from billing.workflow_ids import charge_id, pay_now_id, refund_id
 from store.bill_views import bill_view, bill_with_state, customer_bill_views
 from store.customers import customer_exists
 from workflows.charge import ChargeWorkflow
@@ -84,7 +84,7 @@ async def pay_now(
     bill, ledger = await _bill_state(state, caller, bill_id)
     request = request_id(idempotency_key)
     dunning_id = charge_id(bill_id)
-    pay_id = f"{dunning_id}-pay-{request}"
+    pay_id = pay_now_id(bill_id, request)
     if idempotency_key and await exists(state.temporal, pay_id):
         return Started(workflow_id=pay_id)  # the same request again: its first answer
     if idempotency_key and await _signalled_before(state, dunning_id, idempotency_key):
