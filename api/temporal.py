@@ -7,8 +7,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import (
+    Client,
+    WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
+    WorkflowQueryFailedError,
+    WorkflowQueryRejectedError,
+)
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -24,6 +31,7 @@ from store import bills as bills_sql
 from workflows.charge import ChargeWorkflow
 from workflows.charge_messages import RetryNow
 from workflows.search_attributes import search_attributes
+from workflows.status import SagaStatus, SagaWorkflow
 from workflows.upgrade import UpgradeWorkflow
 from workflows.upgrade_messages import UpgradeInput
 
@@ -47,7 +55,7 @@ def request_id(idempotency_key: str | None) -> str:
 # --- Starts ------------------------------------------------------------------------
 
 
-async def start(
+async def start_once(
     client: Client,
     settings: Settings,
     run: MethodAsyncSingleParam[SelfType, ParamType, ReturnType],
@@ -56,12 +64,10 @@ async def start(
     workflow_id: str,
     summary: str,
     reuse: WorkflowIDReusePolicy = WorkflowIDReusePolicy.REJECT_DUPLICATE,
-    already: str | None,
     **attributes: str | None,
-) -> str:
-    """Start `run` (e.g. `RefundWorkflow.run`) once. A second start with the same id is a
-    409 that says `already`; with `already` None the id carries the request's own id, so a
-    second start is the same request again and answers the first one's id, starting nothing."""
+) -> bool:
+    """Start `run` (e.g. `RefundWorkflow.run`) under `workflow_id`; False when that id has
+    already started (under `reuse`), and nothing new runs."""
     with translated(workflow_id):
         try:
             await client.start_workflow(
@@ -74,10 +80,32 @@ async def start(
                 search_attributes=search_attributes(**attributes),
                 static_summary=summary,
             )
-        except WorkflowAlreadyStartedError as exc:
-            if already is None:
-                return workflow_id
-            raise Conflict(f"{already} (workflow {workflow_id})") from exc
+        except WorkflowAlreadyStartedError:
+            return False
+    return True
+
+
+async def start(
+    client: Client,
+    settings: Settings,
+    run: MethodAsyncSingleParam[SelfType, ParamType, ReturnType],
+    arg: ParamType,
+    *,
+    workflow_id: str,
+    summary: str,
+    reuse: WorkflowIDReusePolicy = WorkflowIDReusePolicy.REJECT_DUPLICATE,
+    already: str | None,
+    **attributes: str | None,
+) -> str:
+    """Start `run` once. A second start with the same id is a 409 that says `already`;
+    with `already` None the id carries the request's own id, so a second start is the same
+    request again and answers the first one's id, starting nothing."""
+    started = await start_once(
+        client, settings, run, arg, workflow_id=workflow_id, summary=summary, reuse=reuse,
+        **attributes,
+    )  # fmt: skip
+    if not started and already is not None:
+        raise Conflict(f"{already} (workflow {workflow_id})")
     return workflow_id
 
 
@@ -134,6 +162,24 @@ async def is_running(client: Client, workflow_id: str) -> bool:
                 return False
             raise
     return desc.status == WorkflowExecutionStatus.RUNNING
+
+
+async def describe(client: Client, workflow_id: str) -> WorkflowExecutionDescription:
+    """What Temporal knows of the workflow: a 404 when it has none."""
+    with translated(f"workflow {workflow_id}"):
+        return await client.get_workflow_handle(workflow_id).describe()
+
+
+async def saga_status(
+    client: Client, workflow_id: str, rpc_timeout: timedelta
+) -> SagaStatus | None:
+    """The saga's `status` query; None when nobody answers within `rpc_timeout` (no worker
+    polls just now) or the workflow cannot: the caller still answers, with no step."""
+    handle = client.get_workflow_handle(workflow_id)
+    try:
+        return await handle.query(SagaWorkflow.status, rpc_timeout=rpc_timeout)
+    except (WorkflowQueryRejectedError, WorkflowQueryFailedError, RPCError):
+        return None
 
 
 # --- Signals and queries of the charge saga ---------------------------------------------

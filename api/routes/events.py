@@ -5,13 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from activities.outbox_messages import DeliveryInput
 from api.auth import CallerDep, StateDep, require_service
 from api.schemas import CONFLICT, ERRORS
-from api.temporal import request_id, translated
+from api.temporal import request_id, start_once
 from api.webhook_schemas import (
     DeliveryStateOut,
     EventDetail,
@@ -115,27 +113,23 @@ async def redeliver(
     already = False
     for endpoint_id in targets:
         workflow_id = redelivery_id(event_id, endpoint_id, request)
-        try:
-            with translated(workflow_id):
-                await state.temporal.start_workflow(
-                    WebhookDeliveryWorkflow.run,
-                    DeliveryInput(
-                        event_id=event_id,
-                        endpoint_id=endpoint_id,
-                        event_type=row.type,
-                        customer_id=row.customer_id,
-                        schedule=settings.webhook_delays,
-                        attempt_queue=attempt_queue(settings.task_queue),
-                        attempt_timeout=attempt_timeout(settings.webhook_timeout_delta),
-                    ),
-                    id=workflow_id,
-                    task_queue=settings.task_queue,
-                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                    id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                    static_summary=f"Redeliver {row.type} {event_id} to {endpoint_id}",
-                )
-        except WorkflowAlreadyStartedError:
-            already = True
+        started_now = await start_once(
+            state.temporal,
+            settings,
+            WebhookDeliveryWorkflow.run,
+            DeliveryInput(
+                event_id=event_id,
+                endpoint_id=endpoint_id,
+                event_type=row.type,
+                customer_id=row.customer_id,
+                schedule=settings.webhook_delays,
+                attempt_queue=attempt_queue(settings.task_queue),
+                attempt_timeout=attempt_timeout(settings.webhook_timeout_delta),
+            ),
+            workflow_id=workflow_id,
+            summary=f"Redeliver {row.type} {event_id} to {endpoint_id}",
+        )
+        already = already or not started_now
         started.append(workflow_id)
     return Redelivery(
         event_id=event_id, workflow_ids=started, status="already_started" if already else "started"

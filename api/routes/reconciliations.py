@@ -8,13 +8,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header
 from pydantic import BaseModel, Field, field_validator
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from api.auth import CallerDep, StateDep, require_service
 from api.flows import Body
 from api.schemas import ERRORS
-from api.temporal import translated
+from api.temporal import start_once
 from billing.errors import InvalidInput, NotFound
 from billing.reconciliation import default_since, report_id
 from billing.workflow_ids import reconciliation_id
@@ -69,22 +67,20 @@ async def reconcile(
     created = await state.pool.fetchval(sql.BEGIN_REPORT, rid, workflow_id, since)
     answer = ReconciliationStarted(workflow_id=workflow_id, id=rid)
     try:
-        with translated(workflow_id):
-            await state.temporal.start_workflow(
-                ReconciliationWorkflow.run,
-                ReconciliationInput(since=since, request_id=request_id),
-                id=workflow_id,
-                task_queue=state.settings.task_queue,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                static_summary=f"Reconcile the gateway with the ledger since {since:%Y-%m-%d}",
-            )
-    except WorkflowAlreadyStartedError:
-        return answer.model_copy(update={"status": "already_started"})
+        started = await start_once(
+            state.temporal,
+            state.settings,
+            ReconciliationWorkflow.run,
+            ReconciliationInput(since=since, request_id=request_id),
+            workflow_id=workflow_id,
+            summary=f"Reconcile the gateway with the ledger since {since:%Y-%m-%d}",
+        )
     except Exception:
         if created is not None:  # this request's row, for a run that never began
             await state.pool.execute(sql.FORGET_UNSTARTED, rid)
         raise
+    if not started:
+        return answer.model_copy(update={"status": "already_started"})
     return answer
 
 
