@@ -9,7 +9,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from api.auth import CallerDep, StateDep, require_service
-from api.schemas import CONFLICT, ERRORS
+from api.schemas import CONFLICT, ERRORS, PathId, text_query
 from api.temporal import request_id, translated
 from api.webhook_schemas import (
     DeliveryStateOut,
@@ -46,9 +46,9 @@ async def list_events(
     caller: CallerDep,
     state: StateDep,
     type: Annotated[EventType | None, Query(description="Only this type")] = None,
-    customer_id: Annotated[str | None, Query(max_length=64)] = None,
+    customer_id: Annotated[str | None, text_query(64)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    after: Annotated[str | None, Query(max_length=64, description="The last id seen")] = None,
+    after: Annotated[str | None, text_query(64, "The last id seen")] = None,
 ) -> EventPage:
     """Newest first."""
     require_service(caller)
@@ -66,7 +66,7 @@ async def list_events(
 
 
 @router.get("/{event_id}", response_model=EventDetail)
-async def get_event(event_id: str, caller: CallerDep, state: StateDep) -> EventDetail:
+async def get_event(event_id: PathId, caller: CallerDep, state: StateDep) -> EventDetail:
     require_service(caller)
     row = await outbox.get_event(state.pool, event_id)
     if row is None:
@@ -84,7 +84,7 @@ async def get_event(event_id: str, caller: CallerDep, state: StateDep) -> EventD
     responses=CONFLICT,
 )
 async def redeliver(
-    event_id: str,
+    event_id: PathId,
     caller: CallerDep,
     state: StateDep,
     body: RedeliverBody | None = None,

@@ -10,7 +10,7 @@ from temporalio.service import RPCError
 
 from api.auth import CallerDep, StateDep, authorize_customer
 from api.flows import WorkflowStatus
-from api.schemas import ERRORS
+from api.schemas import ERRORS, PathId
 from api.temporal import translated
 from billing.errors import Forbidden
 from workflows.search_attributes import CUSTOMER_ID
@@ -23,7 +23,9 @@ router = APIRouter(tags=["workflows"], responses=ERRORS)
 
 
 @router.get("/v1/workflows/{workflow_id}", response_model=WorkflowStatus)
-async def workflow_status(workflow_id: str, state: StateDep, caller: CallerDep) -> WorkflowStatus:
+async def workflow_status(
+    workflow_id: PathId, state: StateDep, caller: CallerDep
+) -> WorkflowStatus:
     handle = state.temporal.get_workflow_handle(workflow_id)
     with translated(f"workflow {workflow_id}"):
         desc = await handle.describe()
