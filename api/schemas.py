@@ -54,11 +54,18 @@ def decimal_string(pattern: str, example: str) -> WithJsonSchema:
     return WithJsonSchema({"type": "string", "pattern": pattern, "examples": [example]})
 
 
-def text_query(max_length: int, description: str | None = None) -> Any:
-    """An optional text query parameter (an id, a cursor): no NUL, at most `max_length`."""
+def text_query(max_length: int, description: str | None = None, **rules: Any) -> Any:
+    """An optional text query parameter (an id, a cursor): no NUL, at most `max_length`,
+    and the `rules` stated (checked by the route)."""
     return Query(
-        max_length=max_length, description=description, json_schema_extra=stated(pattern=NO_NUL)
+        max_length=max_length,
+        description=description,
+        json_schema_extra=stated(pattern=NO_NUL, **rules),
     )
+
+
+# A paging cursor that must name a row: never empty (an unknown one is a 422 all the same).
+CURSOR_DESCRIPTION = "The last id seen (the `next_after` of the page before)"
 
 
 # An id in a path: anything without a NUL; one that names nothing is a 404.

@@ -9,7 +9,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from api.auth import CallerDep, StateDep, require_service
-from api.schemas import CONFLICT, ERRORS, PathId, text_query
+from api.schemas import CONFLICT, CURSOR_DESCRIPTION, ERRORS, PathId, text_query
 from api.temporal import request_id, translated
 from api.webhook_schemas import (
     DeliveryStateOut,
@@ -48,7 +48,7 @@ async def list_events(
     type: Annotated[EventType | None, Query(description="Only this type")] = None,
     customer_id: Annotated[str | None, text_query(64)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    after: Annotated[str | None, text_query(64, "The last id seen")] = None,
+    after: Annotated[str | None, text_query(64, CURSOR_DESCRIPTION, minLength=1)] = None,
 ) -> EventPage:
     """Newest first."""
     require_service(caller)

@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from api.auth import CallerDep, StateDep, require_service
-from api.schemas import ERRORS, PathId, text_query
+from api.schemas import CURSOR_DESCRIPTION, ERRORS, PathId, text_query
 from api.webhook_schemas import (
     DeliveryAttemptOut,
     DeliveryPage,
@@ -148,7 +148,7 @@ async def list_deliveries(
     caller: CallerDep,
     state: StateDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    after: Annotated[str | None, text_query(64, "The last id seen")] = None,
+    after: Annotated[str | None, text_query(64, CURSOR_DESCRIPTION, minLength=1)] = None,
     event_id: Annotated[str | None, text_query(64)] = None,
 ) -> DeliveryPage:
     """Every attempt, newest first: status code, latency, error and when the next is due."""

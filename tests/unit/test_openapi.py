@@ -147,6 +147,15 @@ def test_ids_in_paths_refuse_only_the_nul(spec):
     assert bill_id["schema"]["pattern"] == NO_NUL
 
 
+@pytest.mark.parametrize(
+    "operation", ["/v1/events", "/v1/webhook-endpoints/{endpoint_id}/deliveries"]
+)
+def test_cursors_that_must_name_a_row_are_never_empty(spec, operation):
+    params = spec["paths"][operation]["get"]["parameters"]
+    [after] = [p for p in params if p["name"] == "after"]
+    assert _string_schema(after["schema"])["minLength"] == 1
+
+
 def test_period_bodies_and_queries_state_the_period(spec):
     schemas = spec["components"]["schemas"]
     assert schemas["PeriodBody"]["properties"]["period"]["pattern"] == PERIOD_PATTERN
