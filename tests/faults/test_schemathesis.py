@@ -123,6 +123,8 @@ async def _schemathesis(servers: FaultServers, root: Path, figures, *, examples:
         examples_per_operation=examples,
         summary=summary,
         workflows_terminated=terminated,
+        stop_reason=report.get("stop_reason"),
+        running_time_s=round(report.get("running_time", 0), 1),
         validation_mismatch=mismatched,
         valid_per_schema_refused=refused,
         valid_per_schema_accepted=accepted,
@@ -134,9 +136,12 @@ async def _schemathesis(servers: FaultServers, root: Path, figures, *, examples:
 
 
 async def test_schemathesis_finds_no_5xx_and_no_schema_break(fault_servers, fault_root, figures):
+    # 40 s: the examples and coverage phases finish, and fuzzing reaches most operations. Cut
+    # sooner, a scenario stopped after its first case (say a cursor naming no row, a 422)
+    # reads as "every valid request refused".
     root = fault_root / "schemathesis"
     root.mkdir(exist_ok=True)
-    await _schemathesis(fault_servers, root, figures, examples=10, max_time=20)
+    await _schemathesis(fault_servers, root, figures, examples=10, max_time=40)
 
 
 @pytest.mark.chaos
