@@ -46,7 +46,7 @@ from billing.money import parse_money
 from billing.outbound import check_url
 from billing.payments import looks_like_card_number
 from billing.periods import parse_period
-from billing.settings import Settings
+from config.settings import Settings
 
 BASE64 = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2,3})?={0,2}$"
 
