@@ -9,6 +9,11 @@ Authorization: with `CODEC_SERVER_AUTH=service_key` (the default outside dev) a 
 needs `Authorization: Bearer <BILLING_API_KEY>` (the CLI's `--codec-auth`). In dev the
 API listens on 127.0.0.1 only, and the dev server's Web UI has no login to pass a token
 from, so loopback is the guard there, as Temporal's docs allow.
+
+The schema states the body's rules (base64 exactly as protobuf reads it); not statable: a
+payload marked encrypted that names an unknown key or fails to authenticate (422).
+Refusals answer in the API's envelope, `billing.error_body.ErrorBody`: nothing here
+imports `api`.
 """
 
 from __future__ import annotations
