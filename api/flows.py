@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.schemas import PERIOD_PATTERN, decimal_string, stated
 from billing.catalog import Tier
+
+# A positive amount below 10^18 with at most 2 decimals: what billing.money.parse_money
+# takes for USD (and EUR, GBP); a JPY service refuses decimals, which this cannot say.
+AMOUNT_PATTERN = r"^([1-9][0-9]{0,17}(\.[0-9]{1,2})?|0\.([1-9][0-9]?|0[1-9]))$"
 
 
 class Body(BaseModel):
@@ -19,11 +24,20 @@ class UpgradeBody(Body):
 
 
 class PeriodBody(Body):
-    period: str = Field(examples=["2026-10"], description="YYYY-MM")
+    """Checked by billing.periods.parse_period (its messages); the schema states the rule."""
+
+    period: str = Field(
+        examples=["2026-10"],
+        description="YYYY-MM, an ended month",
+        json_schema_extra=stated(pattern=PERIOD_PATTERN),
+    )
 
 
 class RefundBody(Body):
-    amount: Decimal | None = Field(
+    """`amount` is checked in the route and the saga: above zero, on the currency's minor
+    unit grid, at most what is refundable (409 above it, which no schema can know)."""
+
+    amount: Annotated[Decimal, decimal_string(AMOUNT_PATTERN, "12.50")] | None = Field(
         default=None, description="A decimal string; absent means all that is refundable"
     )
     # It travels into the saga and on to Postgres, whose text cannot hold a NUL: refused here.

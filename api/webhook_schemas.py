@@ -1,18 +1,30 @@
-"""Request and answer bodies of the webhook endpoint and event routes."""
+"""Request and answer bodies of the webhook endpoint and event routes.
+
+The schema states each rule (tests/unit/test_openapi.py). `url` is checked by
+billing.outbound.check_url; its pattern is the http(s) URL with a host, no credentials, no
+fragment and a port in 1-65535 that it accepts (a subset: IPv6 literals and hosts outside
+ASCII pass the check too). Not statable: private and loopback addresses are refused unless
+WEBHOOKS_REACH_PRIVATE. `overlap`'s pattern is a subset of what parse_duration reads that
+is never above 7d.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from api.schemas import Body
+from api.schemas import Body, stated
 from billing.durations import parse_duration
 from billing.events import EventType
 
 MAX_OVERLAP = timedelta(days=7)
 _NO_NUL = r"^[^\x00]*$"
+_PORT = "[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]"
+URL_PATTERN = rf"^https?://[A-Za-z0-9._~%!$&'()*+,;=-]+(:({_PORT}))?([/?][^#\s\x00]*)?$"
+OVERLAP_PATTERN = r"^(0|[0-9]{1,8}ms|[0-9]{1,5}s|[0-9]{1,4}m|[0-9]{1,2}h|[0-7]d)$"
+_URL = stated(pattern=URL_PATTERN)
 
 
 def _distinct(events: list[EventType]) -> list[EventType]:
@@ -21,11 +33,18 @@ def _distinct(events: list[EventType]) -> list[EventType]:
     return events
 
 
-EventTypes = Annotated[list[EventType], AfterValidator(_distinct)]
+EventTypes = Annotated[
+    list[EventType], AfterValidator(_distinct), Field(json_schema_extra={"uniqueItems": True})
+]
 
 
 class EndpointCreate(Body):
-    url: str = Field(min_length=1, max_length=2048, examples=["https://example.com/hooks"])
+    url: str = Field(
+        min_length=1,
+        max_length=2048,
+        examples=["https://example.com/hooks"],
+        json_schema_extra=_URL,
+    )
     events: EventTypes = Field(
         default=[], max_length=len(EventType), description="The types sent; empty: every type"
     )
@@ -33,7 +52,11 @@ class EndpointCreate(Body):
 
 
 class EndpointUpdate(Body):
-    url: str | None = Field(default=None, min_length=1, max_length=2048)
+    """At least one field: an empty change is refused."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
+
+    url: str | None = Field(default=None, min_length=1, max_length=2048, json_schema_extra=_URL)
     events: EventTypes | None = Field(default=None, max_length=len(EventType))
     description: str | None = Field(default=None, max_length=500, pattern=_NO_NUL)
     enabled: bool | None = None
@@ -44,6 +67,7 @@ class RotateSecret(Body):
         default="24h",
         examples=["24h"],
         description="How long the previous secret keeps signing too (at most 7d; 0s: none)",
+        json_schema_extra=stated(pattern=OVERLAP_PATTERN),
     )
 
     @field_validator("overlap")
@@ -138,7 +162,10 @@ class EventPage(BaseModel):
 
 class RedeliverBody(Body):
     endpoint_id: str | None = Field(
-        default=None, max_length=64, description="One endpoint; default: every one subscribed"
+        default=None,
+        max_length=64,
+        description="One endpoint; default: every one subscribed",
+        json_schema_extra=stated(pattern=_NO_NUL),
     )
 
 

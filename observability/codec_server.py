@@ -9,6 +9,11 @@ Authorization: with `CODEC_SERVER_AUTH=service_key` (the default outside dev) a 
 needs `Authorization: Bearer <BILLING_API_KEY>` (the CLI's `--codec-auth`). In dev the
 API listens on 127.0.0.1 only, and the dev server's Web UI has no login to pass a token
 from, so loopback is the guard there, as Temporal's docs allow.
+
+The schema states the body's rules (base64 exactly as protobuf reads it); not statable: a
+payload marked encrypted that names an unknown key or fails to authenticate (422).
+Refusals answer in the API's envelope, `billing.error_body.ErrorBody`: nothing here
+imports `api`.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.api.common.v1 import Payload, Payloads
 
-from api.schemas import ERRORS
+from billing.error_body import ErrorBody
 from billing.errors import InvalidInput, Unauthenticated
 from config.settings import Settings
 from observability.codec import EncryptionCodec, PayloadDecryptError
@@ -35,8 +40,19 @@ UI_HEADERS = ["Content-Type", "X-Namespace", "Authorization"]
 Transform = Callable[[Sequence[Payload]], Awaitable[list[Payload]]]
 # Module level: FastAPI resolves the string annotations against the module's names.
 Auth = Annotated[str | None, Header()]
-Base64 = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+/]*={0,2}$")]
-_ANSWERS: dict[int | str, dict[str, object]] = {s: ERRORS[s] for s in (400, 401, 422)}
+# Exactly the base64 that protobuf's JSON parser reads (any count of characters but 4n+1),
+# so a payload the schema admits is never refused for its encoding.
+Base64 = Annotated[
+    str, StringConstraints(pattern=r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2,3})?={0,2}$")
+]
+_ANSWERS: dict[int | str, dict[str, object]] = {
+    status: {"model": ErrorBody, "description": description}
+    for status, description in (
+        (400, "Malformed JSON"),
+        (401, "The service key is required and was not sent"),
+        (422, "Not payloads, or an encrypted payload that does not open"),
+    )
+}
 
 
 class PayloadJSON(BaseModel):

@@ -1,5 +1,9 @@
 """Usage bodies decoded from the raw request by msgspec Structs, checked as the domain's
-`UsageEventIn` checks them; the OpenAPI still shows the pydantic models' schemas.
+`UsageEventIn` checks them; the OpenAPI still shows the pydantic models' schemas
+(api/schemas.py), which tests/unit/test_openapi.py holds to the Structs' constraints. They
+also state what is checked outside the Structs, to keep the hot path free of per-event
+regex calls: the `event_id` pattern (once per batch, below) and no NUL in `customer_id`
+(Postgres refuses it).
 
 A body that is not JSON is a 400; one that breaks a rule is a 422 naming the field
 (`events.3.quantity: ...`). Both go through FastAPI's RequestValidationError, so the one

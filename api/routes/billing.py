@@ -10,7 +10,7 @@ from temporalio.common import WorkflowIDReusePolicy
 from api.auth import CallerDep, StateDep, require_service
 from api.flows import PeriodBody, Started, UpgradeBody
 from api.routes.bills import IdempotencyKey
-from api.schemas import CONFLICT, ERRORS
+from api.schemas import CONFLICT, ERRORS, PathId
 from api.temporal import exists, request_id, start
 from billing.errors import InvalidTransition, NotFound
 from billing.periods import parse_period, require_ended, require_subscribed
@@ -35,7 +35,7 @@ async def _customer(state: StateDep, customer_id: str) -> CustomerRow:
 
 @router.post("/v1/customers/{customer_id}/upgrade", status_code=202, response_model=Started)
 async def upgrade(
-    customer_id: str,
+    customer_id: PathId,
     body: UpgradeBody,
     state: StateDep,
     caller: CallerDep,
@@ -72,7 +72,7 @@ async def upgrade(
 
 @router.post("/v1/customers/{customer_id}/billing-cycles", status_code=202, response_model=Started)
 async def bill_customer(
-    customer_id: str, body: PeriodBody, state: StateDep, caller: CallerDep
+    customer_id: PathId, body: PeriodBody, state: StateDep, caller: CallerDep
 ) -> Started:
     """Bill one ended period once: a second request is a 409 naming the first workflow."""
     require_service(caller)

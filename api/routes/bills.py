@@ -10,7 +10,7 @@ from temporalio.client import WorkflowQueryFailedError
 
 from api.auth import CallerDep, StateDep, authorize_customer, require_service
 from api.flows import RefundBody, Started
-from api.schemas import CONFLICT, ERRORS
+from api.schemas import CONFLICT, ERRORS, PathId
 from api.temporal import exists, is_running, pay_requests, request_id, retry_now, start
 from billing.errors import InvalidTransition, NotFound
 from billing.ledger import BillState, can_charge
@@ -58,13 +58,13 @@ async def _bill_state(
 
 
 @router.get("/v1/bills/{bill_id}")
-async def get_bill(bill_id: str, state: StateDep, caller: CallerDep) -> dict[str, Any]:
+async def get_bill(bill_id: PathId, state: StateDep, caller: CallerDep) -> dict[str, Any]:
     """A bill with its lines, figures derived from the ledger, and every charge attempt."""
     return await _bill(state, caller, bill_id)
 
 
 @router.get("/v1/customers/{customer_id}/bills")
-async def list_bills(customer_id: str, state: StateDep, caller: CallerDep) -> dict[str, Any]:
+async def list_bills(customer_id: PathId, state: StateDep, caller: CallerDep) -> dict[str, Any]:
     authorize_customer(caller, customer_id)
     async with state.pool.acquire() as conn:
         if not await customer_exists(conn, customer_id):
@@ -75,7 +75,7 @@ async def list_bills(customer_id: str, state: StateDep, caller: CallerDep) -> di
 
 @router.post("/v1/bills/{bill_id}/pay", status_code=202, response_model=Started, responses=CONFLICT)
 async def pay_now(
-    bill_id: str, state: StateDep, caller: CallerDep, idempotency_key: IdempotencyKey = None
+    bill_id: PathId, state: StateDep, caller: CallerDep, idempotency_key: IdempotencyKey = None
 ) -> Started:
     """Try the charge now: wakes a running dunning saga, or starts a one-try charge.
 
@@ -125,7 +125,7 @@ async def _signalled_before(state: StateDep, dunning_id: str, request: str) -> b
     "/v1/bills/{bill_id}/refunds", status_code=202, response_model=Started, responses=CONFLICT
 )
 async def refund(
-    bill_id: str,
+    bill_id: PathId,
     body: RefundBody,
     state: StateDep,
     caller: CallerDep,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import secrets
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -22,14 +21,18 @@ from api.auth import (
 from api.deps import AppState
 from api.schemas import (
     ERRORS,
+    GATEWAY_TOKEN,
     CustomerCreate,
     CustomerCreated,
     CustomerOut,
     CustomerPage,
     KindTotal,
+    PathId,
     PaymentMethodCreate,
     PaymentMethodOut,
+    PeriodQuery,
     UsageTotals,
+    text_query,
 )
 from billing.catalog import UsageKind
 from billing.errors import CardNumberRefused, InvalidInput, NotFound
@@ -43,8 +46,6 @@ from store.customers import CustomerRow
 
 log = logging.getLogger("api.customers")
 router = APIRouter(prefix="/v1/customers", tags=["customers"], responses=ERRORS)
-
-GATEWAY_TOKEN = re.compile(r"^tok_[A-Za-z0-9_]{1,64}$")
 
 
 def rate_text(rate: Decimal) -> str:
@@ -111,7 +112,7 @@ async def list_customers(
     principal: CallerDep,
     state: StateDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    after: Annotated[str | None, Query(max_length=128, description="The last id seen")] = None,
+    after: Annotated[str | None, text_query(128, "The last id seen")] = None,
 ) -> CustomerPage:
     require_service(principal)
     rows = await store.list_customers(state.pool, limit=limit, after=after)
@@ -121,7 +122,7 @@ async def list_customers(
 
 @router.get("/{customer_id}", response_model=CustomerOut)
 async def get_customer(
-    customer_id: str,
+    customer_id: PathId,
     principal: CallerDep,
     state: StateDep,
 ) -> CustomerOut:
@@ -131,7 +132,7 @@ async def get_customer(
 
 @router.post("/{customer_id}/payment-methods", status_code=201, response_model=PaymentMethodOut)
 async def attach_payment_method(
-    customer_id: str,
+    customer_id: PathId,
     body: PaymentMethodCreate,
     principal: CallerDep,
     state: StateDep,
@@ -143,7 +144,7 @@ async def attach_payment_method(
         raise CardNumberRefused(
             "this looks like a card number; send the gateway's token (tok_...) instead"
         )
-    if GATEWAY_TOKEN.match(body.token) is None:
+    if GATEWAY_TOKEN.fullmatch(body.token) is None:
         raise InvalidInput("token must be a gateway token like tok_... (letters, digits, _)")
     await existing_customer(state, customer_id)
     method = await store.add_payment_method(
@@ -168,10 +169,10 @@ async def _notify_attached(state: AppState, customer_id: str) -> None:
 
 @router.get("/{customer_id}/usage", response_model=UsageTotals)
 async def usage_totals(
-    customer_id: str,
+    customer_id: PathId,
     principal: CallerDep,
     state: StateDep,
-    period: Annotated[str, Query(description="The billing period, YYYY-MM")],
+    period: PeriodQuery,
 ) -> UsageTotals:
     """From Postgres, the record: each kind's cost is what its bill lines will say (one line
     per unit price, each rounded once), by the bill's own rule (billing.metering.kind_totals)."""

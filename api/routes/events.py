@@ -8,7 +8,7 @@ from fastapi import APIRouter, Header, Query
 
 from activities.outbox_messages import DeliveryInput
 from api.auth import CallerDep, StateDep, require_service
-from api.schemas import CONFLICT, ERRORS
+from api.schemas import CONFLICT, CURSOR_DESCRIPTION, ERRORS, PathId, text_query
 from api.temporal import request_id, start_once
 from api.webhook_schemas import (
     DeliveryStateOut,
@@ -45,9 +45,9 @@ async def list_events(
     caller: CallerDep,
     state: StateDep,
     type: Annotated[EventType | None, Query(description="Only this type")] = None,
-    customer_id: Annotated[str | None, Query(max_length=64)] = None,
+    customer_id: Annotated[str | None, text_query(64)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    after: Annotated[str | None, Query(max_length=64, description="The last id seen")] = None,
+    after: Annotated[str | None, text_query(64, CURSOR_DESCRIPTION, minLength=1)] = None,
 ) -> EventPage:
     """Newest first."""
     require_service(caller)
@@ -65,7 +65,7 @@ async def list_events(
 
 
 @router.get("/{event_id}", response_model=EventDetail)
-async def get_event(event_id: str, caller: CallerDep, state: StateDep) -> EventDetail:
+async def get_event(event_id: PathId, caller: CallerDep, state: StateDep) -> EventDetail:
     require_service(caller)
     row = await outbox.get_event(state.pool, event_id)
     if row is None:
@@ -83,7 +83,7 @@ async def get_event(event_id: str, caller: CallerDep, state: StateDep) -> EventD
     responses=CONFLICT,
 )
 async def redeliver(
-    event_id: str,
+    event_id: PathId,
     caller: CallerDep,
     state: StateDep,
     body: RedeliverBody | None = None,

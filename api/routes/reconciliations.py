@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from api.auth import CallerDep, StateDep, require_service
 from api.flows import Body
-from api.schemas import ERRORS
+from api.schemas import ERRORS, PathId
 from api.temporal import start_once
 from billing.errors import InvalidInput, NotFound
 from billing.reconciliation import default_since, report_id
@@ -86,7 +86,7 @@ async def reconcile(
 
 @router.get("/v1/reconciliations/{reconciliation_id}")
 async def get_reconciliation(
-    reconciliation_id: str, state: StateDep, caller: CallerDep
+    reconciliation_id: PathId, state: StateDep, caller: CallerDep
 ) -> dict[str, Any]:
     """The report as saved: running with its progress so far, or completed."""
     require_service(caller)

@@ -25,7 +25,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.auth import CallerDep, StateDep, require_service
 from api.deps import AppState
-from api.schemas import ERRORS
+from api.schemas import ERRORS, PERIOD_PATTERN
 from api.templates.revenue_page import METRICS, message_page, report_page
 from billing.errors import InvalidInput
 from billing.periods import parse_period, period_of, period_range, shift_period
@@ -47,9 +47,45 @@ _PAGE_HEADERS = {
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
 }
 
-PeriodQuery = Annotated[str | None, Query(description="One billing period, YYYY-MM")]
-FromQuery = Annotated[str | None, Query(alias="from", description="First period, YYYY-MM")]
-ToQuery = Annotated[str | None, Query(description="Last period, YYYY-MM (inclusive)")]
+# Checked by billing.periods (its messages). Which of them go together is
+# not statable parameter by parameter: the schema shows the three as one form-exploded
+# object, `period` alone or `from` and `to` together (SELECTION). Not statable at all:
+# `from` not after `to`, and at most MAX_MONTHS months between them.
+PeriodQuery = Annotated[str | None, Query(include_in_schema=False)]
+FromQuery = Annotated[str | None, Query(alias="from", include_in_schema=False)]
+ToQuery = Annotated[str | None, Query(include_in_schema=False)]
+
+
+def _periods(**described: str) -> dict[str, Any]:
+    properties = {
+        name: {"type": "string", "pattern": PERIOD_PATTERN, "description": text}
+        for name, text in described.items()
+    }
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(described),
+        "additionalProperties": False,
+    }
+
+
+SELECTION: dict[str, Any] = {
+    "name": "selection",
+    "in": "query",
+    "style": "form",
+    "explode": True,
+    "required": True,
+    "description": f"`period`, or `from` and `to` (`from` not after `to`, at most {MAX_MONTHS} "
+    "months): each YYYY-MM",
+    "schema": {
+        "type": "object",
+        "oneOf": [
+            _periods(period="One billing period"),
+            _periods(**{"from": "First period", "to": "Last period (inclusive)"}),
+        ],
+        "examples": [{"period": "2026-10"}],
+    },
+}
 
 
 async def reports(state: AppState, periods: list[str]) -> list[dict[str, object]]:
@@ -59,7 +95,7 @@ async def reports(state: AppState, periods: list[str]) -> list[dict[str, object]
     return [revenue_report(p, currency, facts.get(p, [])).to_json() for p in periods]
 
 
-@router.get("/v1/reports/revenue")
+@router.get("/v1/reports/revenue", openapi_extra={"parameters": [SELECTION]})
 async def revenue(
     state: StateDep,
     caller: CallerDep,
@@ -67,7 +103,10 @@ async def revenue(
     first: FromQuery = None,
     to: ToQuery = None,
 ) -> dict[str, Any]:
-    """The report of one period; or, with `from` and `to`, `{periods: [report, ...]}`."""
+    """The report of one period; or, with `from` and `to`, `{periods: [report, ...]}`.
+
+    Send `period` alone, or `from` and `to` together (`from` not after `to`, at most 36
+    months); any other combination is a 422."""
     require_service(caller)
     if period is not None and (first is not None or to is not None):
         raise InvalidInput("send either period, or from and to; not both")

@@ -16,12 +16,12 @@ from api.ingest.decode import decode_batch, decode_event, openapi_body
 from api.ingest.service import IngestService, Recording
 from api.schemas import (
     ERRORS,
-    ErrorBody,
     UsageBatch,
     UsageBatchResult,
     UsageEventBody,
     UsageRecorded,
 )
+from billing.error_body import ErrorBody
 from billing.errors import PeriodAlreadyBilled, RateLimited
 from billing.metering import limited_message
 from store.limiter import Reservation

@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from api.auth import CallerDep, StateDep, require_service
-from api.schemas import ERRORS
+from api.schemas import CURSOR_DESCRIPTION, ERRORS, PathId, text_query
 from api.webhook_schemas import (
     DeliveryAttemptOut,
     DeliveryPage,
@@ -78,7 +78,7 @@ async def list_endpoints(
     caller: CallerDep,
     state: StateDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    after: Annotated[str | None, Query(max_length=64, description="The last id seen")] = None,
+    after: Annotated[str | None, text_query(64, "The last id seen")] = None,
 ) -> EndpointPage:
     require_service(caller)
     rows = await store.list_endpoints(state.pool, after=after, limit=limit)
@@ -87,14 +87,14 @@ async def list_endpoints(
 
 
 @router.get("/{endpoint_id}", response_model=EndpointOut)
-async def get_endpoint(endpoint_id: str, caller: CallerDep, state: StateDep) -> EndpointOut:
+async def get_endpoint(endpoint_id: PathId, caller: CallerDep, state: StateDep) -> EndpointOut:
     require_service(caller)
     return endpoint_out(_found(await store.get_endpoint(state.pool, endpoint_id), endpoint_id))
 
 
 @router.patch("/{endpoint_id}", response_model=EndpointOut)
 async def update_endpoint(
-    endpoint_id: str, body: EndpointUpdate, caller: CallerDep, state: StateDep
+    endpoint_id: PathId, body: EndpointUpdate, caller: CallerDep, state: StateDep
 ) -> EndpointOut:
     """Enable or disable, change the types, the URL or the description. Enabling does not
     resend what was missed meanwhile: POST /v1/events/{id}/redeliver does."""
@@ -116,7 +116,7 @@ async def update_endpoint(
 
 
 @router.delete("/{endpoint_id}", status_code=204)
-async def delete_endpoint(endpoint_id: str, caller: CallerDep, state: StateDep) -> Response:
+async def delete_endpoint(endpoint_id: PathId, caller: CallerDep, state: StateDep) -> Response:
     """Gone with its delivery log; deliveries still waiting end at their next attempt."""
     require_service(caller)
     if not await store.delete_endpoint(state.pool, endpoint_id):
@@ -126,7 +126,7 @@ async def delete_endpoint(endpoint_id: str, caller: CallerDep, state: StateDep) 
 
 @router.post("/{endpoint_id}/rotate-secret", response_model=SecretRotated)
 async def rotate_secret(
-    endpoint_id: str, caller: CallerDep, state: StateDep, body: RotateSecret | None = None
+    endpoint_id: PathId, caller: CallerDep, state: StateDep, body: RotateSecret | None = None
 ) -> SecretRotated:
     """A new secret signs from now on; the previous one signs too for `overlap`, so a
     receiver can switch without dropping a delivery (both signatures are sent)."""
@@ -144,12 +144,12 @@ async def rotate_secret(
 
 @router.get("/{endpoint_id}/deliveries", response_model=DeliveryPage)
 async def list_deliveries(
-    endpoint_id: str,
+    endpoint_id: PathId,
     caller: CallerDep,
     state: StateDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    after: Annotated[str | None, Query(max_length=64, description="The last id seen")] = None,
-    event_id: Annotated[str | None, Query(max_length=64)] = None,
+    after: Annotated[str | None, text_query(64, CURSOR_DESCRIPTION, minLength=1)] = None,
+    event_id: Annotated[str | None, text_query(64)] = None,
 ) -> DeliveryPage:
     """Every attempt, newest first: status code, latency, error and when the next is due."""
     require_service(caller)

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 
 from api.auth import CallerDep, StateDep, authorize_customer
 from api.flows import WorkflowStatus
-from api.schemas import ERRORS
+from api.schemas import ERRORS, PathId
 from api.temporal import describe, saga_status
 from billing.errors import Forbidden
 from workflows.search_attributes import CUSTOMER_ID
@@ -20,7 +20,9 @@ router = APIRouter(tags=["workflows"], responses=ERRORS)
 
 
 @router.get("/v1/workflows/{workflow_id}", response_model=WorkflowStatus)
-async def workflow_status(workflow_id: str, state: StateDep, caller: CallerDep) -> WorkflowStatus:
+async def workflow_status(
+    workflow_id: PathId, state: StateDep, caller: CallerDep
+) -> WorkflowStatus:
     desc = await describe(state.temporal, workflow_id)
     customer = desc.typed_search_attributes.get(CUSTOMER_ID)
     if caller.kind == "customer":

@@ -302,6 +302,24 @@ async def test_bad_payment_methods_are_422_and_not_stored(
     assert count == 0
 
 
+async def test_a_token_with_a_trailing_newline_is_refused(
+    api: httpx.AsyncClient, settings: Settings, db_pool: asyncpg.Pool
+) -> None:
+    # The schema's `^tok_...$` (JSON Schema: no newline before `$`) is what the route checks.
+    customer = await create_customer(api, settings)
+    response = await api.post(
+        f"/v1/customers/{customer['id']}/payment-methods",
+        json={"type": "credit_card", "token": "tok_success\n"},
+        headers=service(settings),
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "invalid_input"
+    count = await db_pool.fetchval(
+        "SELECT count(*) FROM payment_methods WHERE customer_id = $1", customer["id"]
+    )
+    assert count == 0
+
+
 async def test_payment_method_for_unknown_or_other_customer(
     api: httpx.AsyncClient, settings: Settings
 ) -> None:
