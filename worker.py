@@ -9,6 +9,7 @@ import asyncpg
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.collect import CollectActivities
 from activities.config import ConfigActivities
 from activities.customers import CustomerActivities
 from activities.gateway import GatewayActivities
@@ -77,12 +78,15 @@ def build_worker(
     turns = SubscriptionActivities(client, task_queue or settings.task_queue)
     reconciliation = ReconciliationActivities(pool, gateway)
     outbox = OutboxActivities(pool, client, task_queue or settings.task_queue, settings)
+    collect = CollectActivities(ledger, payments, settings)
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
         workflows=WORKFLOWS,
         activities=[
             config.charge_policy,
+            collect.open_cycle,
+            collect.charge_and_record,
             customers.get_customer,
             customers.change_tier,
             customers.dunning_exhausted,

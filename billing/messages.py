@@ -209,6 +209,8 @@ class ChargeInput(Message):
     customer_id: str
     # False for an upgrade's charge: one try (plus activity retries), then compensate.
     dunning: bool = True
+    # Set by the billing cycle that started this saga: what it already did for the bill.
+    handoff: Handoff | None = None
 
 
 class ChargeResult(Message):
@@ -285,6 +287,48 @@ class WriteOffInput(Message):
 
 class GatewayReference(Message):
     gateway_reference: str
+
+
+class Handoff(Message):
+    """What a billing cycle did for its bill before it started the bill's charge saga.
+
+    It issued the bill and read the policy, so the saga reads neither again; it may have
+    made the first attempt itself (attempt 1 of the saga's keys): `first` is what that came
+    to (`unknown` when its answers stayed lost), `attempts` what it counted, and `bill` the
+    bill after `first` was recorded (None when nothing was recorded).
+    """
+
+    policy: ChargePolicy
+    first: AttemptOutcome | None = None
+    attempts: int = 0
+    bill: BillRef | None = None
+
+
+class ChargeAndRecordInput(Message):
+    charge: AttemptChargeInput
+    # When dunning tries next if this attempt fails (None: no next try), for the event.
+    next_try_at: datetime | None = None
+
+
+class ChargeRecorded(Message):
+    """One attempt and, when the saga records its outcome, the bill after the record.
+
+    `bill` is None when nothing was recorded: no method, nothing due, another attempt in
+    flight, or the gateway's answer lost (then `outcome.status` is `unknown`).
+    """
+
+    outcome: AttemptOutcome
+    bill: BillRef | None = None
+
+
+class CycleOpened(Message):
+    """The period's bill (None: nothing to bill, `reason` says why), the charge policy, and
+    the type of the customer's newest payment method (None: none on file)."""
+
+    bill: BillRef | None
+    reason: str = ""
+    policy: ChargePolicy
+    method: str | None = None
 
 
 # --- Billing run -----------------------------------------------------------------

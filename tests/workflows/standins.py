@@ -27,6 +27,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
+from activities.collect import RECORDED
 from activities.subscriptions import SubscriptionActivities
 from billing.messages import (
     AttemptChargeInput,
@@ -36,11 +37,14 @@ from billing.messages import (
     CaptureRecorded,
     ChangeTierInput,
     ChangeTierResult,
+    ChargeAndRecordInput,
     ChargePolicy,
+    ChargeRecorded,
     CompleteRefundInput,
     CustomerKey,
     CustomerPage,
     CustomerSnapshot,
+    CycleOpened,
     DunningExhaustedInput,
     GatewayReference,
     GatewayRefundInput,
@@ -201,6 +205,8 @@ class Books:
     charge_keys: list[str] = field(default_factory=list)
     # Tier changes that asked for their customer's turn, in order.
     turns: list[str] = field(default_factory=list)
+    # The type of the customer's newest payment method, as `open_cycle` reads it.
+    method_type: str | None = "credit_card"
     # Bill ids unique per test: charge workflow ids derive from them and are never reused.
     suffix: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
 
@@ -329,6 +335,23 @@ class Books:
             books.calls.append(f"issue_cycle_bill:{req.customer_id}")
             return IssueCycleBillResult(bill=books.bill(f"bill_{req.customer_id}_{books.suffix}"))
 
+        @activity.defn(name="open_cycle")
+        async def open_cycle(req: IssueCycleBillInput) -> CycleOpened:
+            books.calls.append(f"open_cycle:{req.customer_id}")
+            bill = books.bill(f"bill_{req.customer_id}_{books.suffix}")
+            return CycleOpened(bill=bill, policy=books.policy, method=books.method_type)
+
+        @activity.defn(name="charge_and_record")
+        async def charge_and_record(req: ChargeAndRecordInput) -> ChargeRecorded:
+            # The two stand-ins in one activity, as the real one composes the real two.
+            out = await charge(req.charge)
+            if out.status not in RECORDED:
+                return ChargeRecorded(outcome=out)
+            record = RecordAttemptInput(
+                bill_id=req.charge.bill_id, outcome=out, next_try_at=req.next_try_at
+            )
+            return ChargeRecorded(outcome=out, bill=await record_attempt(record))
+
         @activity.defn(name="void_bill")
         async def void_bill(req: VoidBillInput) -> None:
             books.calls.append("void_bill")
@@ -384,5 +407,5 @@ class Books:
             write_off, dunning_exhausted, get_customer, change_tier, tier_to_restore,
             request_turn, is_running, issue_upgrade_bill, issue_cycle_bill, void_bill, get_bill,
             record_saga_note, list_billable_customers, reserve_refund, refund, resolve_refund,
-            complete_refund, release_refund,
+            complete_refund, release_refund, open_cycle, charge_and_record,
         ]  # fmt: skip
