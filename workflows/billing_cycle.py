@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from temporalio import workflow
 from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
     from activities.collect import CollectActivities
@@ -24,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         BillRef,
         ChargeInput,
         ChargeResult,
+        CycleWaiting,
         Handoff,
         IssueCycleBillInput,
         SagaStatus,
@@ -39,6 +41,8 @@ with workflow.unsafe.imports_passed_through():
 # bill with the policy in one activity and charges it itself. Cycles started before it
 # replay the old way: issue, then a ChargeWorkflow child for every pending bill.
 ONE_EXECUTION = "one-execution-per-bill-paid-at-once"
+# The billing run's signal (by name: the run imports this module): this cycle now waits.
+CYCLE_WAITING = "cycle_waiting"
 
 
 @workflow.defn
@@ -88,6 +92,7 @@ class BillingCycleWorkflow:
                 attempts=collection.attempts,
                 bill=first.bill,
             )
+        await self._give_back_the_runs_slot()
         charge = ChargeInput(bill_id=bill_id, customer_id=inp.customer_id, handoff=handoff)
         charged = await self._charge_saga(inp, bill, charge)
         return result.model_copy(update={"bill_id": bill_id, "outcome": charged.outcome})
@@ -105,6 +110,18 @@ class BillingCycleWorkflow:
         charge = ChargeInput(bill_id=bill.bill_id, customer_id=inp.customer_id)
         charged = await self._charge_saga(inp, bill, charge)
         return result.model_copy(update={"bill_id": bill.bill_id, "outcome": charged.outcome})
+
+    async def _give_back_the_runs_slot(self) -> None:
+        """Started by a billing run, which bounds running cycles: collecting waits now (for
+        days, in dunning), so this cycle stops counting against the run's concurrency."""
+        parent = workflow.info().parent
+        if parent is None:
+            return
+        run = workflow.get_external_workflow_handle(parent.workflow_id)
+        try:
+            await run.signal(CYCLE_WAITING, CycleWaiting(workflow_id=workflow.info().workflow_id))
+        except FailureError:
+            pass  # the run has ended (or was terminated): no slot is held for this cycle
 
     def _issued(self, bill: BillRef | None, reason: str) -> BillRef | None:
         """The bill when it is to be collected; else None, the step saying why not."""

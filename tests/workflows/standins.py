@@ -207,6 +207,11 @@ class Books:
     turns: list[str] = field(default_factory=list)
     # The type of the customer's newest payment method, as `open_cycle` reads it.
     method_type: str | None = "credit_card"
+    # Cycles between `open_cycle` and a capture by `charge_and_record` (which takes
+    # `pause` seconds of real time), and the most of them at once.
+    open_cycles: int = 0
+    most_open: int = 0
+    pause: float = 0.0
     # Bill ids unique per test: charge workflow ids derive from them and are never reused.
     suffix: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
 
@@ -338,6 +343,8 @@ class Books:
         @activity.defn(name="open_cycle")
         async def open_cycle(req: IssueCycleBillInput) -> CycleOpened:
             books.calls.append(f"open_cycle:{req.customer_id}")
+            books.open_cycles += 1
+            books.most_open = max(books.most_open, books.open_cycles)
             bill = books.bill(f"bill_{req.customer_id}_{books.suffix}")
             return CycleOpened(bill=bill, policy=books.policy, method=books.method_type)
 
@@ -345,6 +352,8 @@ class Books:
         async def charge_and_record(req: ChargeAndRecordInput) -> ChargeRecorded:
             # The two stand-ins in one activity, as the real one composes the real two.
             out = await charge(req.charge)
+            await asyncio.sleep(books.pause)
+            books.open_cycles -= out.status == "succeeded"
             if out.status not in RECORDED:
                 return ChargeRecorded(outcome=out)
             record = RecordAttemptInput(
