@@ -52,6 +52,7 @@ BEFORE_ISSUE_15 = {
     "bank_transfer_settled",
     "bank_transfer_settled_late",
     "billing_cycle_paid_at_once",
+    "billing_run_continue_as_new",
     "charge_awaiting_payment_method",
     "charge_lost_answer_resolved",
     "charge_paid_after_dunning",
