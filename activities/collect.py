@@ -47,7 +47,7 @@ class CollectActivities:
         whether collecting waits (a bank transfer) before any attempt is made."""
         issued = await self.ledger.issue_cycle_bill(req)
         method = None
-        if issued.bill is not None and issued.bill.status == BillStatus.PENDING:
+        if issued.bill is not None and BillStatus(issued.bill.status) == BillStatus.PENDING:
             row = await self.ledger.pool.fetchrow(
                 tiers_sql.DEFAULT_PAYMENT_METHOD, req.customer_id, []
             )

@@ -129,7 +129,7 @@ class BillingCycleWorkflow:
             self._step("nothing_to_bill", reason)
             return None
         workflow.upsert_search_attributes([BILL_ID.value_set(bill.bill_id)])
-        if bill.status != BillStatus.PENDING:
+        if BillStatus(bill.status) != BillStatus.PENDING:
             self._step(bill.status, f"bill {bill.bill_id} is {bill.status}", bill.bill_id)
             return None
         self._step(

@@ -107,7 +107,7 @@ class ChargeWorkflow:
             )
         else:
             bill = await workflow.execute_activity_method(LedgerActivities.get_bill, key, **DB)
-        if bill.status in (BillStatus.PAID, BillStatus.VOID):
+        if BillStatus(bill.status) in (BillStatus.PAID, BillStatus.VOID):
             self._step("not_due", f"bill {inp.bill_id} is {bill.status}")
             return ChargeResult(bill_id=inp.bill_id, outcome="not_due", attempts=0)
         self._step("collecting", f"collecting {bill.amount_due} {bill.currency}")

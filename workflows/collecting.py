@@ -119,7 +119,7 @@ class Collection:
         if first.outcome.status == "not_due":
             self._step("not_due", f"bill {self.bill_id} owes nothing")
             return self.result("not_due")
-        if first.bill is not None and first.bill.status == BillStatus.PAID:
+        if first.bill is not None and BillStatus(first.bill.status) == BillStatus.PAID:
             return await self.paid(first.bill, first.outcome)
         return None
 
@@ -185,7 +185,7 @@ class Collection:
             outcome = await self._await_settlement(policy, outcome)
             recorded = None
         bill = recorded or await self.record(outcome)
-        if bill.status == BillStatus.PAID:
+        if BillStatus(bill.status) == BillStatus.PAID:
             return await self.paid(bill, outcome)
         if outcome.decline_kind == "hard" and outcome.payment_method_id:
             self.excluded.append(outcome.payment_method_id)

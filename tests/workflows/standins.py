@@ -207,8 +207,8 @@ class Books:
     turns: list[str] = field(default_factory=list)
     # The type of the customer's newest payment method, as `open_cycle` reads it.
     method_type: str | None = "credit_card"
-    # Cycles between `open_cycle` and a capture by `charge_and_record` (which takes
-    # `pause` seconds of real time), and the most of them at once.
+    # `open_cycle` calls under way (each takes `pause` seconds of real time), and the most
+    # of them at once: how many cycles were working at the same time.
     open_cycles: int = 0
     most_open: int = 0
     pause: float = 0.0
@@ -345,6 +345,8 @@ class Books:
             books.calls.append(f"open_cycle:{req.customer_id}")
             books.open_cycles += 1
             books.most_open = max(books.most_open, books.open_cycles)
+            await asyncio.sleep(books.pause)
+            books.open_cycles -= 1
             bill = books.bill(f"bill_{req.customer_id}_{books.suffix}")
             return CycleOpened(bill=bill, policy=books.policy, method=books.method_type)
 
@@ -352,8 +354,6 @@ class Books:
         async def charge_and_record(req: ChargeAndRecordInput) -> ChargeRecorded:
             # The two stand-ins in one activity, as the real one composes the real two.
             out = await charge(req.charge)
-            await asyncio.sleep(books.pause)
-            books.open_cycles -= out.status == "succeeded"
             if out.status not in RECORDED:
                 return ChargeRecorded(outcome=out)
             record = RecordAttemptInput(
