@@ -69,7 +69,9 @@ def key(books: Books, n: int) -> str:
     return f"charge-{bill_of(books)}-attempt-{n}"
 
 
-async def start_cycle(env: WorkflowEnvironment, queue: str, books: Books) -> WorkflowHandle:
+async def start_cycle(
+    env: WorkflowEnvironment, queue: str, books: Books
+) -> WorkflowHandle[Any, BillingCycleResult]:
     return await env.client.start_workflow(
         BillingCycleWorkflow.run,
         BillingCycleInput(customer_id=books.customer_id, period="2026-10"),
