@@ -237,3 +237,30 @@ async def test_no_usable_method_is_handed_over_without_an_attempt(time_env, task
     assert (charged.outcome, charged.attempts) == ("uncollectible", 0)
     assert books.records == []
     assert books.calls.count("charge") == 4  # asked at every slot; none reached a gateway
+
+
+async def test_another_attempts_claim_is_resolved_by_the_saga_before_its_own_try(
+    time_env, task_queue
+):
+    # The bill's claim belongs to an attempt nobody knows the outcome of (a pay-now whose
+    # answer was lost): the saga looks that key up first, then tries at once.
+    other = "charge-bill_x-pay-r1-attempt-1"
+
+    def script(req: AttemptChargeInput, n: int):
+        if n == 1:
+            return outcome("in_flight", req, idempotency_key=other, gateway_reference=None)
+        return outcome("succeeded", req)
+
+    books = Books(script=script)  # resolve: nothing under the other key, a definite no
+    async with workflow_worker(time_env.client, task_queue, books):
+        handle = await start_cycle(time_env, task_queue, books)
+        result: BillingCycleResult = await handle.result()
+        charged = await (await charge_saga(time_env, books)).result()
+    assert result.outcome == "paid"
+    assert (charged.outcome, charged.attempts) == ("paid", 1)
+    resolved = books.calls.index(f"resolve:{other}")
+    assert books.calls[resolved:] == [f"resolve:{other}", "record:failed", "charge",
+                                      "record:succeeded"]  # fmt: skip
+    # The cycle's try made no gateway call under its key: the saga's try is attempt 1.
+    assert books.charge_keys == [key(books, 1), key(books, 1)]
+    assert books.attempt_times[1] - books.attempt_times[0] < DAY / 2
