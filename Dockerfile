@@ -9,11 +9,12 @@ WORKDIR /app
 
 # Dependencies first, so a code change does not reinstall them.
 COPY pyproject.toml ./
-RUN mkdir -p billing store activities workflows api gateway_sim payments devstack observability \
+RUN mkdir -p billing config store activities workflows api gateway_sim payments devstack observability \
     && pip install . \
     && pip uninstall -y billing-sagas
 
 COPY billing ./billing
+COPY config ./config
 COPY store ./store
 COPY migrations ./migrations
 COPY activities ./activities

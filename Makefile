@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # mypy covers every package that exists (some arrive with later issues) and worker.py.
-MYPY_TARGETS := $(wildcard billing store activities workflows api gateway_sim payments devstack observability bench) worker.py
+MYPY_TARGETS := $(wildcard billing config store activities workflows api gateway_sim payments devstack observability bench) worker.py
 PYTEST_ARGS ?=
 
 .PHONY: run test lint pytest chaos bench replay-record demo screenshots install clean-data help

@@ -22,7 +22,7 @@ from activities.webhook_delivery import WebhookDeliveryActivities
 from billing.catalog import DEFAULT_CATALOG
 from billing.outbound import attempt_queue
 from billing.payments import PaymentGateway
-from billing.settings import Settings
+from config.settings import Settings
 from observability.codec import data_converter
 from observability.interceptors import LogContextInterceptor
 from observability.logs import configure_logging
@@ -42,10 +42,6 @@ from workflows.webhook_delivery import WebhookDeliveryWorkflow
 from workflows.webhook_dispatch import WebhookDispatchWorkflow, ensure_dispatcher
 
 log = logging.getLogger("worker")
-
-# Every client, worker, test environment and replayer uses this one converter (or
-# `data_converter(settings)`, the same for the same settings): pydantic, payloads encrypted.
-DATA_CONVERTER = data_converter(Settings())
 
 WORKFLOWS = [
     BillingCycleWorkflow,
@@ -139,8 +135,9 @@ def build_webhook_worker(
     )
 
 
-async def main() -> None:
-    settings = Settings()
+async def main(settings: Settings) -> None:
+    """Every client and worker of this process takes `data_converter(settings)`: pydantic
+    payloads, encrypted with the settings' key."""
     configure_logging(settings, "worker")
     tracing = tracer_provider(settings, "worker")
     client = await Client.connect(
@@ -172,4 +169,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(main(Settings()))  # the process's one Settings, passed down

@@ -13,15 +13,11 @@ from __future__ import annotations
 
 from temporalio import activity
 
+from activities.collect_messages import ChargeAndRecordInput, ChargeRecorded, CycleOpened
+from activities.ledger_messages import IssueCycleBillInput, RecordAttemptInput
 from billing.ledger import BillStatus
-from billing.messages import (
-    ChargeAndRecordInput,
-    ChargeRecorded,
-    CycleOpened,
-    IssueCycleBillInput,
-    RecordAttemptInput,
-)
-from billing.settings import Settings
+from billing.payments import PaymentMethodType
+from config.settings import Settings
 from store import tiers as tiers_sql
 
 from .config import charge_policy_of
@@ -47,11 +43,11 @@ class CollectActivities:
         whether collecting waits (a bank transfer) before any attempt is made."""
         issued = await self.ledger.issue_cycle_bill(req)
         method = None
-        if issued.bill is not None and BillStatus(issued.bill.status) == BillStatus.PENDING:
+        if issued.bill is not None and issued.bill.status == BillStatus.PENDING:
             row = await self.ledger.pool.fetchrow(
                 tiers_sql.DEFAULT_PAYMENT_METHOD, req.customer_id, []
             )
-            method = None if row is None else str(row["type"])
+            method = None if row is None else PaymentMethodType(row["type"])
         return CycleOpened(
             bill=issued.bill,
             reason=issued.reason,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from temporalio import activity
 
-from billing.messages import ChargePolicy
-from billing.settings import Settings
+from activities.config_messages import ChargePolicy
+from config.settings import Settings
 
 
 def charge_policy_of(settings: Settings) -> ChargePolicy:

@@ -6,9 +6,7 @@ import asyncpg
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from billing.events import EventType
-from billing.messages import (
-    BillKey,
+from activities.customers_messages import (
     ChangeTierInput,
     ChangeTierResult,
     CustomerKey,
@@ -18,6 +16,9 @@ from billing.messages import (
     ListCustomersInput,
     TierToRestore,
 )
+from activities.ledger_messages import BillKey
+from billing.catalog import Tier
+from billing.events import EventType
 from billing.periods import period_bounds
 from observability import metrics
 from store import bills as bills_sql
@@ -32,7 +33,7 @@ class CustomerActivities:
 
     @activity.defn
     async def get_customer(self, req: CustomerKey) -> CustomerSnapshot:
-        row = await self.pool.fetchrow(sql.GET_CUSTOMER, req.customer_id)
+        row = await self.pool.fetchrow(customer_store.GET_CUSTOMER, req.customer_id)
         if row is None:
             raise ApplicationError(f"no customer {req.customer_id}", non_retryable=True)
         return CustomerSnapshot(
@@ -47,7 +48,7 @@ class CustomerActivities:
     async def change_tier(self, req: ChangeTierInput) -> ChangeTierResult:
         """Set the tier once per key; a retry answers what the first try did."""
         async with self.pool.acquire() as conn, conn.transaction():
-            customer = await conn.fetchrow(sql.GET_CUSTOMER_FOR_UPDATE, req.customer_id)
+            customer = await conn.fetchrow(customer_store.GET_CUSTOMER_FOR_UPDATE, req.customer_id)
             if customer is None:
                 raise ApplicationError(f"no customer {req.customer_id}", non_retryable=True)
             done = await conn.fetchrow(sql.TIER_CHANGE_BY_KEY, req.idempotency_key)
@@ -94,7 +95,7 @@ class CustomerActivities:
         metrics.dunning_exhausted(req.action)
         if req.action == "suspend":
             await self.pool.execute(sql.SET_STATUS, req.customer_id, "suspended")
-            row = await self.pool.fetchrow(sql.GET_CUSTOMER, req.customer_id)
+            row = await self.pool.fetchrow(customer_store.GET_CUSTOMER, req.customer_id)
             assert row is not None
             return ChangeTierResult(
                 customer_id=req.customer_id, from_tier=row["tier"], to_tier=row["tier"]
@@ -132,4 +133,8 @@ class CustomerActivities:
         _, end = period_bounds(req.period)
         rows = await self.pool.fetch(sql.BILLABLE_CUSTOMERS, end, req.after, req.limit)
         ids = [r["id"] for r in rows]
-        return CustomerPage(customer_ids=ids, next_after=ids[-1] if len(ids) == req.limit else None)
+        return CustomerPage(
+            customer_ids=ids,
+            next_after=ids[-1] if len(ids) == req.limit else None,
+            tiers={r["id"]: Tier(r["tier"]) for r in rows},
+        )

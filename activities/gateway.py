@@ -14,8 +14,7 @@ import asyncpg
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from billing.errors import BillingError, DependencyUnavailable, RefundRefused
-from billing.messages import (
+from activities.gateway_messages import (
     AttemptChargeInput,
     AttemptOutcome,
     GatewayReference,
@@ -25,6 +24,8 @@ from billing.messages import (
     ResolveChargeInput,
     Settlement,
 )
+from billing.errors import BillingError, DependencyUnavailable, RefundRefused
+from billing.ledger import can_charge
 from billing.payments import (
     ChargeOutcome,
     ChargeRequest,
@@ -35,26 +36,19 @@ from billing.payments import (
 )
 from store import bills as bills_sql
 from store import tiers as tiers_sql
-
-from .ledger import load_state
+from store.bill_views import load_state
 
 GATEWAY_REFUSED = "GatewayRefused"  # in workflows.options.NON_RETRYABLE_ERROR_TYPES
 GATEWAY_UNAVAILABLE = "GatewayUnavailable"  # retried under the activity's policy
 CHARGE_IN_FLIGHT = "ChargeInFlight"  # another attempt holds the bill's claim
 CLAIM_RACE = "ClaimRace"  # retried: the next try sees the other claim
 
-_STATUS = {
-    ChargeStatus.SUCCEEDED: "succeeded",
-    ChargeStatus.PENDING: "pending",
-    ChargeStatus.FAILED: "failed",
-}
-
 
 def with_gateway_answer(base: AttemptOutcome, result: ChargeOutcome) -> AttemptOutcome:
     """The attempt as the gateway answered it (a charge call or a look-up by key)."""
     return base.model_copy(
         update={
-            "status": _STATUS[result.status],
+            "status": result.status.value,
             "amount": result.amount,
             "gateway_reference": result.gateway_reference,
             "authorization_code": result.authorization_code,
@@ -92,7 +86,7 @@ class GatewayActivities:
                 )
             if claim is None:
                 state = await load_state(conn, bill)
-                if state.amount_due <= 0 or state.status.value in ("void", "paid"):
+                if not can_charge(state):
                     return AttemptOutcome(status="not_due", idempotency_key=req.idempotency_key)
                 amount = state.amount_due
                 method = await conn.fetchrow(

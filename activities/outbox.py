@@ -28,7 +28,7 @@ from billing.outbound import (
     attempt_timeout,
     delivery_id,
 )
-from billing.settings import Settings
+from config.settings import Settings
 from store import webhook_deliveries as sql
 from store.outbox import emit
 

@@ -13,21 +13,20 @@ import asyncpg
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from billing.errors import RefundRefused
-from billing.events import EventType
-from billing.ledger import EntryKind
-from billing.messages import (
+from activities.refunds_messages import (
     CompleteRefundInput,
     RefundKey,
     RefundReservation,
     ReserveRefundInput,
 )
+from billing.errors import RefundRefused
+from billing.events import EventType
+from billing.ledger import EntryKind
 from billing.refunds import refund_amount
 from observability import metrics
 from store import bills as sql
+from store.bill_views import emit_bill, load_state
 from store.outbox import emit
-
-from .ledger import emit_bill, load_state
 
 # Business refusals: retrying cannot change the answer.
 REFUND_REFUSED = "RefundRefused"

@@ -6,7 +6,7 @@ from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from billing.messages import SubscriptionInput, TurnRequest
+from activities.subscriptions_messages import SubscriptionInput, TurnRequest
 from billing.workflow_ids import subscription_id
 
 

@@ -30,7 +30,7 @@ from billing.outbound import (
     AttemptOutcome,
     refused_addresses,
 )
-from billing.settings import Settings
+from config.settings import Settings
 from store import webhook_deliveries as sql
 from store.webhook_endpoints import EndpointRow
 

@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from temporalio.client import Client
 from temporalio.service import RetryConfig
 
-from api.deps import AppState
+from api.deps import AppState, PaymentMethodHook
 from api.errors import install_error_handlers
 from api.routes import (
     billing,
@@ -29,7 +29,8 @@ from api.routes import (
     webhooks,
     workflows,
 )
-from billing.settings import Settings
+from api.temporal import on_payment_method_attached
+from config.settings import Settings
 from observability.api import install_observability
 from observability.codec import data_converter
 from observability.http import bind_request_ids
@@ -78,12 +79,17 @@ async def _close(
 
 
 def create_app(
-    settings: Settings | None = None, *, clock: Callable[[], datetime] | None = None
+    settings: Settings | None = None,
+    *,
+    clock: Callable[[], datetime] | None = None,
+    payment_method_attached: PaymentMethodHook = on_payment_method_attached,
 ) -> FastAPI:
     """Build the app; dependencies connect in the lifespan, not at import.
 
+    `settings`: the process's one Settings (built here when uvicorn calls the factory).
     `clock` is what "now" means for usage (its hour window and default occurred_at), so
-    tests can pin the hour instead of racing the clock.
+    tests can pin the hour instead of racing the clock. `payment_method_attached` is what
+    a new payment method sets off (by default: wake the customer's dunning sagas).
     """
     settings = settings or Settings()
 
@@ -104,7 +110,13 @@ def create_app(
             retry_config=_TEMPORAL_RETRY,
             lazy=True,
         )
-        app.state.billing = AppState(settings=settings, pool=pool, redis=redis, temporal=temporal)
+        app.state.billing = AppState(
+            settings=settings,
+            pool=pool,
+            redis=redis,
+            temporal=temporal,
+            payment_method_attached=payment_method_attached,
+        )
         app.state.limiter = RateLimiter(redis, clock=clock or _utc_now)
         # Redis's counters are a cache of Postgres, rebuilt whenever Redis comes back. Real
         # time, not `clock`: the rebuild counts rows by their recorded_at, Postgres's clock.

@@ -13,6 +13,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.deps import AppState, get_state
 from billing.errors import Forbidden, Unauthenticated
+from store.customers import customer_of_key
 
 CUSTOMER_KEY_PREFIX = "ck_"
 
@@ -20,8 +21,6 @@ CUSTOMER_KEY_PREFIX = "ck_"
 _bearer = HTTPBearer(auto_error=False, description="The service key or a customer key")
 
 StateDep = Annotated[AppState, Depends(get_state)]
-
-_FIND_CUSTOMER_BY_KEY = "SELECT id FROM customers WHERE api_key_hash = $1::text"
 
 
 @dataclass(frozen=True)
@@ -55,9 +54,9 @@ async def get_principal(
     if hmac.compare_digest(key.encode(), service_key.encode()):
         return Principal(kind="service")
     if key.startswith(CUSTOMER_KEY_PREFIX):
-        customer_id = await state.pool.fetchval(_FIND_CUSTOMER_BY_KEY, hash_customer_key(key))
+        customer_id = await customer_of_key(state.pool, hash_customer_key(key))
         if customer_id is not None:
-            return Principal(kind="customer", customer_id=str(customer_id))
+            return Principal(kind="customer", customer_id=customer_id)
     raise Unauthenticated("the API key is not valid")
 
 

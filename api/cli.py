@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 
 from api.listen import listen
-from billing.settings import DEV_API_KEY
+from config.settings import DEV_API_KEY
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 MONEY = ("billed", "collected", "refunded", "net", "outstanding", "written_off", "tax")

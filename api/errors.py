@@ -41,7 +41,6 @@ _STATUS: list[tuple[type[errors.BillingError], int]] = [
     (errors.Conflict, 409),
     (errors.RefundRefused, 409),
     (errors.RateLimited, 429),
-    (errors.PaymentDeclined, 402),
     (errors.DependencyUnavailable, 503),
 ]
 

@@ -1,7 +1,7 @@
 """The floor's messages and its no-op activities, outside the workflow module.
 
 Workflow modules are imported afresh in Temporal's sandbox for every run; the product
-keeps its pydantic models in `billing/messages.py` and passes them through, and so does
+keeps its pydantic models in `*_messages.py` modules and passes them through, and so does
 the floor, so neither pays for building model classes per workflow.
 """
 

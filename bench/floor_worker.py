@@ -16,7 +16,7 @@ from temporalio.worker import Worker
 from bench.floor import WORKFLOWS
 from bench.floor_io import ACTIVITIES
 from bench.stack import FLOOR_TASK_QUEUE, data_converter
-from billing.settings import Settings
+from config.settings import Settings
 from payments.simulator import SimulatorGateway
 from store.db import create_pool
 from worker import build_worker

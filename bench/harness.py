@@ -22,7 +22,7 @@ from bench.cpu import CpuSnapshot, CpuUsage, snapshot, used
 from bench.floor_io import FloorShape
 from bench.profile import Profile, recording
 from bench.stack import Stack
-from billing.settings import Settings
+from config.settings import Settings
 
 T = TypeVar("T")
 log = logging.getLogger("bench")

@@ -21,9 +21,10 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from bench.floor import FloorCycleWorkflow, FloorRunWorkflow, FloorShapedCycleWorkflow
 from bench.floor_io import FloorInput, FloorRunInput, FloorShape
 from bench.stack import FLOOR_TASK_QUEUE
-from billing.messages import BillingCycleInput, BillingRunInput
-from billing.settings import Settings
 from billing.workflow_ids import billing_cycle_id, billing_run_id
+from config.settings import Settings
+from workflows.billing_cycle_messages import BillingCycleInput
+from workflows.billing_run_messages import BillingRunInput
 from workflows.search_attributes import search_attributes
 
 STARTS_IN_FLIGHT = 20  # as BILLING_RUN_CONCURRENCY's default: client starts, 20 at a time

@@ -21,14 +21,14 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.converter import DataConverter
 
-from billing.settings import Settings
+from config.settings import Settings
 from devstack.ports import HOST, free_port
 from devstack.postgres import PostgresServer, start_postgres
 from devstack.process import ManagedProcess
 from devstack.redis_server import RedisServer, start_redis
 from devstack.temporal_server import TemporalServer, start_temporal
+from observability import codec
 from store.migrate import migrate_url
-from worker import DATA_CONVERTER
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TASK_QUEUE = "bench"
@@ -198,7 +198,7 @@ async def fresh_temporal(stack: Stack) -> Client:
 
 def data_converter(settings: Settings) -> DataConverter:
     """The worker's converter, so the floor and the bench's starts pay what the sagas pay."""
-    return DATA_CONVERTER
+    return codec.data_converter(settings)
 
 
 async def connect(stack: Stack) -> Client:

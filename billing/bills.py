@@ -18,6 +18,7 @@ from billing.periods import (
     period_of,
     remaining_days,
     remaining_fraction,
+    subscribed_during,
 )
 
 LINE_KINDS = frozenset({"base_fee", "proration", "discount", *(k.value for k in UsageKind)})
@@ -169,7 +170,7 @@ def build_cycle_bill(
     _check_tax(tax_rate)
     currency = catalog.currency
     start, _ = period_bounds(period)
-    if period_of(started_at) > period:
+    if not subscribed_during(period, started_at):
         raise InvalidInput(f"period {period} ends before the subscription started")
     base_fee = catalog.base_fee(tier)
     fraction = remaining_fraction(period, started_at)  # exactly 1 when started by the start

@@ -20,13 +20,3 @@ def parse_duration(text: str) -> timedelta:
 def parse_schedule(text: str) -> list[timedelta]:
     """`1d,3d,7d` -> the dunning delays, in order; empty text means no retries."""
     return [parse_duration(part) for part in text.split(",") if part.strip()]
-
-
-def format_duration(delta: timedelta) -> str:
-    """The shortest exact spelling of a duration, for logs and the docs."""
-    seconds = delta.total_seconds()
-    for unit in ("d", "h", "m", "s"):
-        size = _UNITS[unit]
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{int(seconds * 1000)}ms"

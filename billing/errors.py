@@ -13,9 +13,6 @@ HTTP statuses are chosen in one place (`api/errors.py`), never here.
     │   └── InvalidTransition        e.g. paying a void bill, upgrading to the same tier
     ├── RateLimited                  over the tier's hourly API-call limit
     ├── RefundRefused                above what is refundable, or nothing was paid
-    ├── PaymentDeclined              a business decline from the gateway
-    │   ├── HardDecline              not retried with the same method
-    │   └── SoftDecline              retried on the dunning schedule
     └── DependencyUnavailable        Postgres, Redis, Temporal or the gateway is away
 """
 
@@ -78,18 +75,6 @@ class RateLimited(BillingError):
 
 class RefundRefused(BillingError):
     code = "refund_refused"
-
-
-class PaymentDeclined(BillingError):
-    code = "payment_declined"
-
-
-class HardDecline(PaymentDeclined):
-    code = "hard_decline"
-
-
-class SoftDecline(PaymentDeclined):
-    code = "soft_decline"
 
 
 class DependencyUnavailable(BillingError):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from enum import StrEnum
 
@@ -51,8 +51,25 @@ class BillState(BaseModel):
     excess: Decimal
 
 
+def ledger_totals(entries: Iterable[LedgerEntry]) -> dict[EntryKind, Decimal]:
+    """The entries summed by kind; a kind is present only if an entry of it exists."""
+    totals: dict[EntryKind, Decimal] = {}
+    for entry in entries:
+        if not entry.amount.is_finite() or entry.amount < 0:
+            raise ValueError(f"ledger amounts are >= 0; got {entry.kind} {entry.amount}")
+        totals[entry.kind] = totals.get(entry.kind, Decimal(0)) + entry.amount
+    return totals
+
+
 def bill_state(total: Decimal, entries: Iterable[LedgerEntry]) -> BillState:
-    """Status and figures from the entries; an impossible ledger raises ValueError.
+    """Status and figures from the entries; an impossible ledger raises ValueError."""
+    return state_from_totals(total, ledger_totals(entries))
+
+
+def state_from_totals(total: Decimal, totals: Mapping[EntryKind, Decimal]) -> BillState:
+    """Status and figures from the ledger summed by kind (a kind present: an entry of it
+    exists, even at 0.00); the one fold every reader of a bill's state goes through. An
+    impossible ledger raises ValueError.
 
     Money that reached the gateway is always recorded, so a bill may hold more than it
     owes (a second capture, a payment after a void): that surplus is `excess`, and the
@@ -61,20 +78,17 @@ def bill_state(total: Decimal, entries: Iterable[LedgerEntry]) -> BillState:
     if not total.is_finite() or total < 0:
         raise ValueError(f"a bill total is a finite amount >= 0, not {total}")
     zero = total * 0  # keeps the total's exponent, so an empty figure reads 0.00
-    sums = dict.fromkeys(EntryKind, zero)
-    seen: set[EntryKind] = set()
-    for entry in entries:
-        if not entry.amount.is_finite() or entry.amount < 0:
-            raise ValueError(f"ledger amounts are >= 0; got {entry.kind} {entry.amount}")
-        sums[entry.kind] += entry.amount
-        seen.add(entry.kind)
+    for kind, amount in totals.items():
+        if not amount.is_finite() or amount < 0:
+            raise ValueError(f"ledger amounts are >= 0; got {kind} {amount}")
+    sums = {kind: zero + totals.get(kind, zero) for kind in EntryKind}
     paid, refunded = sums[EntryKind.CAPTURED], sums[EntryKind.REFUNDED]
     if refunded > paid:
         raise ValueError(f"ledger refunded {refunded}, more than the {paid} captured")
     written_off = sums[EntryKind.WRITTEN_OFF] - sums[EntryKind.WRITE_OFF_REVERSED]
     if written_off < 0:
         raise ValueError(f"ledger reversed more write-off than was written off ({written_off})")
-    void = EntryKind.VOIDED in seen
+    void = EntryKind.VOIDED in totals
     owed = zero if void else total
     if void:
         status = BillStatus.VOID
@@ -110,3 +124,9 @@ def can_charge(state: BillState) -> bool:
 def can_write_off(state: BillState) -> bool:
     """Only a pending bill with something still due; dunning exhausted writes it off."""
     return state.status == BillStatus.PENDING and state.amount_due > 0
+
+
+def write_off_reversal(state: BillState, captured: Decimal) -> Decimal:
+    """What a capture recorded on a written-off bill reverses of the write-off (`state` is
+    the bill after the capture): as much as the payment covers, never more than is left."""
+    return min(state.written_off, captured)

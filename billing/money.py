@@ -5,8 +5,6 @@ from __future__ import annotations
 import re
 from decimal import ROUND_HALF_UP, Context, Decimal, Inexact, InvalidOperation, Overflow
 
-from pydantic import BaseModel, ConfigDict, field_validator
-
 from billing.errors import InvalidInput
 
 MINOR_UNITS: dict[str, int] = {"USD": 2, "EUR": 2, "GBP": 2, "JPY": 0}
@@ -93,43 +91,3 @@ def format_price(price: Decimal, currency: str) -> str:
     padded = round_money(normal, currency)
     shown = padded if padded == normal else normal
     return f"{SYMBOLS.get(currency, currency + ' ')}{shown:f}"
-
-
-class Money(BaseModel):
-    """An amount with its currency; arithmetic refuses mixed currencies."""
-
-    model_config = ConfigDict(frozen=True)
-
-    amount: Decimal
-    currency: str
-
-    @field_validator("currency")
-    @classmethod
-    def _known(cls, value: str) -> str:
-        minor_unit(value)
-        return value
-
-    @field_validator("amount")
-    @classmethod
-    def _finite(cls, value: Decimal) -> Decimal:
-        if not value.is_finite():
-            raise ValueError(f"not a finite amount: {value}")
-        return value
-
-    def _same(self, other: Money) -> None:
-        if other.currency != self.currency:
-            raise ValueError(f"cannot mix {self.currency} and {other.currency}")
-
-    def __add__(self, other: Money) -> Money:
-        self._same(other)
-        return Money(amount=self.amount + other.amount, currency=self.currency)
-
-    def __sub__(self, other: Money) -> Money:
-        self._same(other)
-        return Money(amount=self.amount - other.amount, currency=self.currency)
-
-    def rounded(self) -> Money:
-        return Money(amount=round_money(self.amount, self.currency), currency=self.currency)
-
-    def __str__(self) -> str:
-        return f"{self.amount:f} {self.currency}"

@@ -29,6 +29,20 @@ class ChargeStatus(StrEnum):
     FAILED = "failed"
 
 
+def recorded_attempt_status(outcome: str) -> ChargeStatus | None:
+    """The status a saga's charge outcome is recorded with: `no_method` is a failed try,
+    `not_due` no try at all (None). In-flight and unknown outcomes are resolved by a
+    look-up first and are never recorded as they are."""
+    if outcome == "not_due":
+        return None
+    if outcome == "no_method":
+        return ChargeStatus.FAILED
+    try:
+        return ChargeStatus(outcome)
+    except ValueError:
+        raise ValueError(f"a {outcome!r} charge outcome is resolved, not recorded") from None
+
+
 class DeclineKind(StrEnum):
     """A hard decline is never retried with the same method; a soft one is dunned."""
 

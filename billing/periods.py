@@ -1,4 +1,7 @@
-"""Billing periods are calendar months in UTC, spelled "YYYY-MM", half-open [start, end)."""
+"""Billing periods are calendar months in UTC, spelled "YYYY-MM", half-open [start, end).
+
+A period is billed once it has ended, and only for a subscription that began before its end.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from billing.errors import InvalidInput
+from billing.errors import Conflict, InvalidInput
 
 _PERIOD = re.compile(r"([0-9]{4})-([0-9]{2})")
 _MICROSECOND = timedelta(microseconds=1)
@@ -63,6 +66,45 @@ def next_period(period: str) -> str:
 def previous_period(period: str) -> str:
     year, month = _split(period)
     return _spell(year - (month == 1), (month - 2) % 12 + 1)
+
+
+def shift_period(period: str, months: int) -> str:
+    """The period `months` after `period` (before it when negative)."""
+    year, month = _split(period)
+    index = year * 12 + month - 1 + months
+    return _spell(index // 12, index % 12 + 1)
+
+
+def period_range(first: str, last: str, *, most: int) -> list[str]:
+    """first..last inclusive; InvalidInput when reversed or longer than `most` months."""
+    first, last = parse_period(first), parse_period(last)
+    if first > last:
+        raise InvalidInput(f"from {first} is after to {last}")
+    out = [first]
+    while out[-1] != last:
+        if len(out) == most:
+            raise InvalidInput(f"at most {most} months per request")
+        out.append(next_period(out[-1]))
+    return out
+
+
+def require_ended(period: str, now: datetime) -> None:
+    """Conflict while the period runs: a month is billed once it is over."""
+    _, end = period_bounds(period)
+    if end > _utc(now, "now"):
+        raise Conflict(f"period {period} has not ended yet; it can be billed from {end:%Y-%m-%d}")
+
+
+def subscribed_during(period: str, started_at: datetime) -> bool:
+    """Whether a subscription that began at `started_at` owes anything for `period`."""
+    _, end = period_bounds(period)
+    return _utc(started_at, "started_at") < end
+
+
+def require_subscribed(customer_id: str, period: str, started_at: datetime) -> None:
+    """Conflict for a period that ended before the customer's subscription began."""
+    if not subscribed_during(period, started_at):
+        raise Conflict(f"{customer_id}'s subscription began after {period}")
 
 
 def remaining_fraction(period: str, at: datetime) -> Decimal:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from billing.errors import RefundRefused
-from billing.money import minor_unit, round_money
+from billing.errors import InvalidInput, RefundRefused
+from billing.ledger import BillState
+from billing.money import minor_unit, parse_money, round_money
 
 
 def refund_amount(
@@ -43,3 +44,28 @@ def refund_amount(
             f"still refundable ({figures})"
         )
     return round_money(requested, currency)
+
+
+def check_refund_request(
+    requested: Decimal | None, state: BillState, currency: str
+) -> Decimal | None:
+    """The amount asked, on the currency's grid (None: all that is refundable), checked
+    against the bill as it stands before a saga starts: not a positive amount of `currency`
+    is InvalidInput; above what is refundable now, RefundRefused. The saga's reservation
+    (`refund_amount`, counting refunds in flight) stays the authority; this only spares a
+    saga that could not succeed."""
+    if requested is not None:
+        try:
+            requested = parse_money(requested, currency)
+        except InvalidInput as exc:
+            raise InvalidInput(f"amount: {exc.message}") from exc
+        if requested <= 0:
+            raise InvalidInput("amount: must be above zero")
+    refund_amount(
+        requested=requested,
+        paid=state.amount_paid,
+        refunded=state.amount_refunded,
+        reserved=round_money(Decimal(0), currency),
+        currency=currency,
+    )
+    return requested

@@ -15,7 +15,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from pydantic import BaseModel, ConfigDict, Field
 
 from billing.catalog import TIER_ORDER
-from billing.ledger import BillStatus, EntryKind, LedgerEntry, bill_state
+from billing.ledger import BillStatus, EntryKind, state_from_totals
 from billing.money import format_money, round_money
 from billing.periods import parse_period
 
@@ -27,7 +27,10 @@ OVERPAYMENT_FIELDS = ("overpaid", "overpayment_refunded")
 
 
 class BillFacts(BaseModel):
-    """One bill as its ledger entries sum up, by kind; `voided` if a voided entry exists."""
+    """One bill as its ledger entries sum up, by kind; `voided` if a voided entry exists.
+
+    `written_off` is what was written off, before any reversal (`write_off_reversed`).
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -41,9 +44,23 @@ class BillFacts(BaseModel):
     captured: Decimal = Decimal(0)
     refunded: Decimal = Decimal(0)
     written_off: Decimal = Decimal(0)
+    write_off_reversed: Decimal = Decimal(0)
     voided: bool = False
     succeeded_attempts: int = Field(default=0, ge=0)
     failed_attempts: int = Field(default=0, ge=0)
+
+    def ledger_totals(self) -> dict[EntryKind, Decimal]:
+        """The sums as `billing.ledger.state_from_totals` reads them (a kind present: an
+        entry of it exists; a sum of 0.00 stands for none, but a void has no amount)."""
+        totals = {
+            EntryKind.CAPTURED: self.captured,
+            EntryKind.REFUNDED: self.refunded,
+            EntryKind.WRITTEN_OFF: self.written_off,
+            EntryKind.WRITE_OFF_REVERSED: self.write_off_reversed,
+        }
+        if self.voided:
+            totals[EntryKind.VOIDED] = Decimal(0)
+        return totals
 
 
 class Figures(BaseModel):
@@ -109,34 +126,23 @@ class RevenueReport(BaseModel):
 
 def bill_figures(bill: BillFacts) -> Figures | None:
     """One bill's figures, or None for a void bill; an impossible ledger raises ValueError."""
-    entries = [
-        LedgerEntry(kind=kind, amount=amount)
-        for kind, amount in (
-            (EntryKind.CAPTURED, bill.captured),
-            (EntryKind.REFUNDED, bill.refunded),
-            (EntryKind.WRITTEN_OFF, bill.written_off),
-        )
-        if amount
-    ]
-    if bill.voided:
-        entries.append(LedgerEntry(kind=EntryKind.VOIDED, amount=Decimal(0)))
-    state = bill_state(bill.issued, entries)  # validates: refunded <= captured
+    state = state_from_totals(bill.issued, bill.ledger_totals())  # validates: refunded <= paid
     if state.status == BillStatus.VOID:
         return None
     # An overpayment and its refund are a wash, not revenue: both leave the figures, so
     # collected never exceeds billed and the sums still close while the refund runs.
-    overpaid = max(bill.captured - bill.issued, Decimal(0))
-    returned = min(bill.refunded, overpaid)
-    collected, refunded = bill.captured - overpaid, bill.refunded - returned
+    overpaid = max(state.amount_paid - state.total, Decimal(0))
+    returned = min(state.amount_refunded, overpaid)
+    collected, refunded = state.amount_paid - overpaid, state.amount_refunded - returned
     # A write-off that a later payment recovered is no longer written off: only what is
     # still unpaid can be, so outstanding never goes negative and the sums still close.
-    written_off = min(bill.written_off, bill.issued - collected)
+    written_off = min(state.written_off, state.total - collected)
     return Figures(
-        billed=bill.issued,
+        billed=state.total,
         collected=collected,
         refunded=refunded,
         net=collected - refunded,
-        outstanding=bill.issued - collected - written_off,
+        outstanding=state.total - collected - written_off,
         written_off=written_off,
         tax=bill.tax,
         overpaid=overpaid,

@@ -10,7 +10,7 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from billing.settings import Settings
+    from config.settings import Settings
 
 
 async def _migrate(settings: Settings) -> int:
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
             from devstack.run import main as run_main
 
             return run_main()
-        from billing.settings import Settings
+        from config.settings import Settings
 
         return asyncio.run(_COMMANDS[command](Settings()))
     except KeyboardInterrupt:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import httpx
 from temporalio.api.enums.v1 import TaskQueueType
@@ -13,7 +12,7 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
-from billing.settings import Settings
+from config.settings import Settings
 from devstack.servers import Dependencies
 from observability.codec import data_converter
 
@@ -93,15 +92,9 @@ async def worker_polls(client: Client, settings: Settings, wait_s: float = _WORK
 
 
 async def schedules(echo: Echo, settings: Settings, deps: Dependencies) -> None:
-    """After the worker polls, create the Temporal Schedules, if that module exists yet."""
-    try:
-        module = importlib.import_module("devstack.schedules")
-    except ModuleNotFoundError as exc:
-        if exc.name != "devstack.schedules":
-            raise
-        echo("[devstack] devstack/schedules.py does not exist yet: no schedules created")
-        return
-    ensure: Callable[[Client, Settings], Awaitable[object]] = module.ensure_schedules
+    """After the worker polls, create the Temporal Schedules."""
+    from devstack.schedules import ensure_schedules  # imports the workflows: only when needed
+
     try:
         client = await Client.connect(
             deps.temporal_address,
@@ -111,7 +104,7 @@ async def schedules(echo: Echo, settings: Settings, deps: Dependencies) -> None:
         if not await worker_polls(client, settings):
             queue = settings.task_queue
             echo(f"[devstack] no worker polls {queue!r} yet; creating schedules anyway")
-        await ensure(client, settings)
+        await ensure_schedules(client, settings)
     except Exception as exc:  # the stack keeps running; the line says what failed
         echo(f"[devstack] schedules not created: {type(exc).__name__}: {exc}")
         return

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import asyncpg
 
-from billing.settings import Settings
+from config.settings import Settings
 from devstack import announce
 from devstack.errors import PortInUseError, StartupError
 from devstack.ports import HOST, port_is_free

@@ -12,9 +12,11 @@ from temporalio.client import (
     ScheduleSpec,
 )
 
-from billing.messages import BillingRunInput
 from billing.reconciliation import ReconciliationInput
-from billing.settings import Settings
+from config.settings import Settings
+from workflows.billing_run import BillingRunWorkflow
+from workflows.billing_run_messages import BillingRunInput
+from workflows.reconciliation import ReconciliationWorkflow
 
 SCHEDULE_ID = "billing-run-monthly"
 # 03:00 UTC on the 1st: the month before has ended and late events have had a moment.
@@ -29,7 +31,7 @@ DAILY = "0 4 * * *"
 def monthly_schedule(settings: Settings) -> Schedule:
     return Schedule(
         action=ScheduleActionStartWorkflow(
-            "BillingRunWorkflow",
+            BillingRunWorkflow.run,
             # No period: the run bills the month before the one it starts in.
             BillingRunInput(period=None),
             id="billing-run-monthly",
@@ -45,7 +47,7 @@ def monthly_schedule(settings: Settings) -> Schedule:
 def daily_reconciliation(settings: Settings) -> Schedule:
     return Schedule(
         action=ScheduleActionStartWorkflow(
-            "ReconciliationWorkflow",
+            ReconciliationWorkflow.run,
             # No since, no request id: the last two days, a report named for the run.
             ReconciliationInput(),
             id=RECONCILIATION_SCHEDULE_ID,

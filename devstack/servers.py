@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from billing.settings import Settings
+from config.settings import Settings
 from devstack.postgres import PostgresServer, start_postgres
 from devstack.redis_server import RedisServer, start_redis
 from devstack.temporal_server import TemporalServer, start_temporal

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uvicorn
 
-from billing.settings import Settings
+from config.settings import Settings
 from gateway_sim.app import create_app
 from observability.logs import configure_logging
 

@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from billing.settings import Settings
+from config.settings import Settings
 from gateway_sim import controls, lookups, routes
 from gateway_sim.settlement import Settler
 from gateway_sim.state import SimError, SimState, envelope

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
-from billing.settings import Settings
+from config.settings import Settings
 from gateway_sim.settlement import Settler
 from gateway_sim.store import Store
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from opentelemetry.sdk.trace import TracerProvider
 
-from billing.settings import Settings
+from config.settings import Settings
 from observability.codec_server import install_codec_server
 from observability.http import MetricsMiddleware, metrics_router
 from observability.logs import configure_logging

@@ -18,7 +18,7 @@ from temporalio.api.common.v1 import Payload
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, PayloadCodec
 
-from billing.settings import Settings, aes_key, parse_retired_keys
+from config.settings import Settings, aes_key, parse_retired_keys
 
 ENCODING = b"binary/encrypted"
 KEY_ID = "encryption-key-id"

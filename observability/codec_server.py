@@ -26,7 +26,7 @@ from temporalio.api.common.v1 import Payload, Payloads
 
 from api.schemas import ERRORS
 from billing.errors import InvalidInput, Unauthenticated
-from billing.settings import Settings
+from config.settings import Settings
 from observability.codec import EncryptionCodec, PayloadDecryptError
 
 PREFIX = "/codec"

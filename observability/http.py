@@ -11,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from billing.errors import Unauthenticated
-from billing.settings import Settings
+from config.settings import Settings
 from observability import logs
 from observability.metrics import HTTP_REQUESTS, REGISTRY
 

@@ -21,7 +21,7 @@ from typing import Any
 import temporalio.activity
 import temporalio.workflow
 
-from billing.settings import Settings
+from config.settings import Settings
 from observability.redact import Redactor
 
 CONTEXT_FIELDS = ("workflow_id", "customer_id", "bill_id")

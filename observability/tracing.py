@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from temporalio.client import Interceptor
 from temporalio.contrib.opentelemetry import TracingInterceptor
 
-from billing.settings import Settings
+from config.settings import Settings
 
 # Probes and scrapes every few seconds would drown the traces that matter.
 _UNTRACED_URLS = "healthz,metrics"

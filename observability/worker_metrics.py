@@ -25,7 +25,7 @@ from temporalio.runtime import (
     TelemetryFilter,
 )
 
-from billing.settings import Settings
+from config.settings import Settings
 from observability.metrics import REGISTRY
 
 log = logging.getLogger("observability.metrics")

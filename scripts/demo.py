@@ -21,7 +21,7 @@ from urllib.parse import quote, urlencode
 
 import httpx
 
-from billing.settings import DEV_API_KEY
+from config.settings import DEV_API_KEY
 from tests.e2e import journeys
 from tests.e2e.api_client import Api, JourneyError
 from tests.e2e.periods import LAST_MONTH, THIS_MONTH, TWO_MONTHS_AGO

@@ -51,9 +51,6 @@ BILL_ENTRIES = """
 SELECT kind, amount, gateway_reference, created_at FROM ledger_entries
 WHERE bill_id = $1::text ORDER BY id"""
 
-ENTRIES_FOR_BILLS = """
-SELECT bill_id, kind, amount FROM ledger_entries WHERE bill_id = ANY($1::text[]) ORDER BY id"""
-
 UPSERT_ATTEMPT = """
 INSERT INTO charge_attempts (idempotency_key, bill_id, status, method, payment_method_id, amount,
                              gateway_reference, authorization_code, decline_code, message)
@@ -134,8 +131,6 @@ SELECT b.id FROM bills b
 WHERE b.customer_id = $1::text
   AND NOT EXISTS (SELECT 1 FROM ledger_entries e
                   WHERE e.bill_id = b.id AND e.kind IN ('voided', 'written_off'))"""
-
-CUSTOMER_EXISTS = "SELECT 1 FROM customers WHERE id = $1::text"
 
 
 async def lock_period(conn: Conn, customer_id: str, period: str) -> None:

@@ -35,6 +35,13 @@ _DEFAULT_METHOD = """
 
 GET_CUSTOMER = f"SELECT {_COLUMNS} FROM customers c {_DEFAULT_METHOD} WHERE c.id = $1::text"
 
+# Locks the customer's row only: its payment method is read, not changed.
+GET_CUSTOMER_FOR_UPDATE = GET_CUSTOMER + " FOR UPDATE OF c"
+
+CUSTOMER_EXISTS = "SELECT 1 FROM customers WHERE id = $1::text"
+
+CUSTOMER_OF_KEY = "SELECT id FROM customers WHERE api_key_hash = $1::text"
+
 GET_CUSTOMERS = f"SELECT {_COLUMNS} FROM customers c {_DEFAULT_METHOD} WHERE c.id = ANY($1::text[])"
 
 GET_CUSTOMERS_WITH_TIER_SINCE = f"""
@@ -186,6 +193,16 @@ async def create_customer(pool: asyncpg.Pool, new: NewCustomer) -> CustomerRow:
 async def get_customer(pool: asyncpg.Pool | Conn, customer_id: str) -> CustomerRow | None:
     row = await pool.fetchrow(GET_CUSTOMER, customer_id)
     return None if row is None else _customer(row)
+
+
+async def customer_exists(pool: asyncpg.Pool | Conn, customer_id: str) -> bool:
+    return await pool.fetchval(CUSTOMER_EXISTS, customer_id) is not None
+
+
+async def customer_of_key(pool: asyncpg.Pool, key_hash: str) -> str | None:
+    """The customer a key's hash names; None: no customer holds that key."""
+    found = await pool.fetchval(CUSTOMER_OF_KEY, key_hash)
+    return None if found is None else str(found)
 
 
 async def get_customers(

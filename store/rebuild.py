@@ -24,6 +24,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import asyncpg
 from redis.asyncio import Redis
@@ -31,6 +32,9 @@ from redis.asyncio import Redis
 from billing.periods import period_of
 from store.limiter import _EXPIRY_SLACK_S, UNREACHABLE, hour_window
 from store.usage import _LIVE_TTL_S, COST_SCALE, live_key
+
+if TYPE_CHECKING:
+    from config.settings import Settings
 
 log = logging.getLogger("store.rebuild")
 
@@ -182,11 +186,9 @@ class CounterWatch:
                 await asyncio.wait_for(self._stopping.wait(), self.interval_s)
 
 
-async def _main() -> None:
-    from billing.settings import Settings
+async def _main(settings: Settings) -> None:
     from store.db import create_pool
 
-    settings = Settings()
     pool = await create_pool(settings.database_url, min_size=1, max_size=2)
     redis = Redis.from_url(settings.redis_url)
     try:
@@ -199,4 +201,6 @@ async def _main() -> None:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    asyncio.run(_main())
+    from config.settings import Settings
+
+    asyncio.run(_main(Settings()))  # the process's one Settings, passed down

@@ -19,6 +19,7 @@ from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import NoScriptError
 
 Part = bytes | str | int
+_PING = b"*1\r\n$4\r\nPING\r\n"
 
 
 def resp(parts: list[Part]) -> bytes:
@@ -63,11 +64,25 @@ class Lane:
                     await self._call(conn, resp([b"SCRIPT", b"LOAD", script.source]))
                     answer = await self._call(conn, command)
             except BaseException:
-                await conn.disconnect()
-                await self._redis.connection_pool.release(conn)
+                await self._drop(conn)
                 raise
             self._idle.append(conn)
             return answer
+
+    async def ping(self) -> None:
+        """One PING the way a script call goes: the bare round trip (the bench's baseline)."""
+        async with self._slots:
+            conn = self._idle.pop() if self._idle else await self._take()
+            try:
+                await self._call(conn, _PING)
+            except BaseException:
+                await self._drop(conn)
+                raise
+            self._idle.append(conn)
+
+    async def _drop(self, conn: AbstractConnection) -> None:
+        await conn.disconnect()
+        await self._redis.connection_pool.release(conn)
 
     async def _take(self) -> AbstractConnection:
         pool = self._redis.connection_pool

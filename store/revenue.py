@@ -1,7 +1,8 @@
 """Named SQL for the revenue report: each bill of a range of periods with its ledger sums.
 
 Only facts are read: the ledger entries summed by kind, the charge attempts counted by
-outcome, and the bill's own tax. The report's figures are derived by `billing.revenue`.
+outcome, and the bill's own tax. The bill's state is folded from those sums by
+`billing.ledger.state_from_totals`, the report's figures by `billing.revenue`.
 """
 
 from __future__ import annotations
@@ -20,9 +21,8 @@ WITH period_bills AS (
            sum(e.amount) FILTER (WHERE e.kind = 'issued') AS issued,
            sum(e.amount) FILTER (WHERE e.kind = 'captured') AS captured,
            sum(e.amount) FILTER (WHERE e.kind = 'refunded') AS refunded,
-           coalesce(sum(e.amount) FILTER (WHERE e.kind = 'written_off'), 0)
-             - coalesce(sum(e.amount) FILTER (WHERE e.kind = 'write_off_reversed'), 0)
-             AS written_off,
+           sum(e.amount) FILTER (WHERE e.kind = 'written_off') AS written_off,
+           sum(e.amount) FILTER (WHERE e.kind = 'write_off_reversed') AS write_off_reversed,
            bool_or(e.kind = 'voided') AS voided
     FROM ledger_entries e JOIN period_bills b ON b.id = e.bill_id
     GROUP BY e.bill_id
@@ -39,6 +39,7 @@ SELECT b.id, b.customer_id, b.period::text AS period, b.tier, b.currency::text A
        coalesce(s.captured, 0) AS captured,
        coalesce(s.refunded, 0) AS refunded,
        coalesce(s.written_off, 0) AS written_off,
+       coalesce(s.write_off_reversed, 0) AS write_off_reversed,
        coalesce(s.voided, false) AS voided,
        coalesce(t.succeeded, 0)::int AS succeeded,
        coalesce(t.failed, 0)::int AS failed
@@ -66,6 +67,7 @@ async def bill_facts(
                 captured=row["captured"],
                 refunded=row["refunded"],
                 written_off=row["written_off"],
+                write_off_reversed=row["write_off_reversed"],
                 voided=row["voided"],
                 succeeded_attempts=row["succeeded"],
                 failed_attempts=row["failed"],

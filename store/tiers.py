@@ -1,12 +1,9 @@
-"""Named SQL for what the sagas read and change on a customer: tier, status, billing terms."""
+"""Named SQL for what the sagas read and change on a customer: tier, status, billing terms.
+
+The customer itself is read by `store.customers.GET_CUSTOMER`.
+"""
 
 from __future__ import annotations
-
-GET_CUSTOMER = """
-SELECT id, tier, status, auto_upgrade, tax_rate, currency, overrides, started_at
-FROM customers WHERE id = $1::text"""
-
-GET_CUSTOMER_FOR_UPDATE = GET_CUSTOMER + " FOR UPDATE"
 
 TIER_CHANGE_BY_KEY = "SELECT from_tier, to_tier FROM tier_changes WHERE idempotency_key = $1::text"
 

@@ -21,8 +21,6 @@ SELECT c.id, c.tier, c.status, c.auto_upgrade, c.overrides, c.started_at,
        usage_plan_stamp(c.id) AS stamp
 FROM customers c WHERE c.id = ANY($1::text[])"""
 
-CUSTOMER_OF_KEY = "SELECT id FROM customers WHERE api_key_hash = $1::text"
-
 
 @dataclass(frozen=True, slots=True)
 class PlanRow:
@@ -54,8 +52,3 @@ async def plan_rows(pool: asyncpg.Pool, customer_ids: list[str]) -> dict[str, Pl
         )
         for r in rows
     }
-
-
-async def customer_of_key(pool: asyncpg.Pool, key_hash: str) -> str | None:
-    found = await pool.fetchval(CUSTOMER_OF_KEY, key_hash)
-    return None if found is None else str(found)

@@ -20,7 +20,7 @@ import pytest_asyncio
 from redis.asyncio import Redis
 from temporalio.client import Client
 
-from billing.settings import Settings
+from config.settings import Settings
 from devstack.services import (
     ensure_search_attributes,
     free_port,
@@ -30,7 +30,7 @@ from devstack.services import (
 )
 from store.db import create_pool
 from store.migrate import migrate_url
-from worker import DATA_CONVERTER
+from tests.converter import DATA_CONVERTER
 
 NAMESPACE = "default"
 

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml  # type: ignore[import-untyped]  # PyYAML ships no stubs; mypy is relaxed here
 
-from billing.settings import Settings
+from config.settings import Settings
 from devstack.temporal_server import SEARCH_ATTRIBUTES
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -18,24 +18,18 @@ from temporalio.exceptions import FailureError
 with workflow.unsafe.imports_passed_through():
     from activities.collect import CollectActivities
     from activities.ledger import LedgerActivities
+    from activities.ledger_messages import BillRef, IssueCycleBillInput
     from billing.ledger import BillStatus
-    from billing.messages import (
-        BillingCycleInput,
-        BillingCycleResult,
-        BillRef,
-        ChargeInput,
-        ChargeResult,
-        CycleWaiting,
-        Handoff,
-        IssueCycleBillInput,
-        SagaStatus,
-    )
     from billing.payments import PaymentMethodType
     from billing.workflow_ids import charge_id
+    from workflows.billing_cycle_messages import BillingCycleInput, BillingCycleResult
+    from workflows.billing_run_messages import CycleWaiting
     from workflows.charge import ChargeWorkflow
+    from workflows.charge_messages import ChargeInput, ChargeResult, Handoff
     from workflows.collecting import Collection
     from workflows.options import DB
     from workflows.search_attributes import BILL_ID, search_attributes
+    from workflows.status import SagaWorkflow
 
 # Issue 15, where the old code went another way (its first step): the cycle issues the
 # bill with the policy in one activity and charges it itself. Cycles started before it
@@ -46,18 +40,7 @@ CYCLE_WAITING = "cycle_waiting"
 
 
 @workflow.defn
-class BillingCycleWorkflow:
-    def __init__(self) -> None:
-        self._status = SagaStatus(step="starting")
-
-    @workflow.query
-    def status(self) -> SagaStatus:
-        return self._status
-
-    def _step(self, step: str, details: str, bill_id: str | None = None) -> None:
-        self._status = SagaStatus(step=step, details=details, bill_id=bill_id)
-        workflow.set_current_details(details)
-
+class BillingCycleWorkflow(SagaWorkflow):
     @workflow.run
     async def run(self, inp: BillingCycleInput) -> BillingCycleResult:
         self._step("billing", f"aggregating {inp.customer_id}'s usage for {inp.period}")
@@ -129,7 +112,7 @@ class BillingCycleWorkflow:
             self._step("nothing_to_bill", reason)
             return None
         workflow.upsert_search_attributes([BILL_ID.value_set(bill.bill_id)])
-        if BillStatus(bill.status) != BillStatus.PENDING:
+        if bill.status != BillStatus.PENDING:
             self._step(bill.status, f"bill {bill.bill_id} is {bill.status}", bill.bill_id)
             return None
         self._step(

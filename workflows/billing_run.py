@@ -24,19 +24,15 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 with workflow.unsafe.imports_passed_through():
     from activities.config import ConfigActivities
     from activities.customers import CustomerActivities
-    from billing.messages import (
-        BillingCycleInput,
-        BillingRunInput,
-        BillingRunResult,
-        CycleWaiting,
-        ListCustomersInput,
-        SagaStatus,
-    )
+    from activities.customers_messages import ListCustomersInput
     from billing.periods import period_of, previous_period
     from billing.workflow_ids import billing_cycle_id
     from workflows.billing_cycle import CYCLE_WAITING, BillingCycleWorkflow
+    from workflows.billing_cycle_messages import BillingCycleInput
+    from workflows.billing_run_messages import BillingRunInput, BillingRunResult, CycleWaiting
     from workflows.options import DB
     from workflows.search_attributes import search_attributes
+    from workflows.status import SagaWorkflow
 
 
 # Issue 15, where the old code went another way (after each start it moved on).
@@ -44,19 +40,15 @@ BOUND_RUNNING = "billing-run-bounds-running-cycles"
 
 
 @workflow.defn
-class BillingRunWorkflow:
+class BillingRunWorkflow(SagaWorkflow):
     def __init__(self) -> None:
-        self._status = SagaStatus(step="starting")
+        super().__init__()
         self._waiting: set[str] = set()
 
     @workflow.signal(name=CYCLE_WAITING)
     def cycle_waiting(self, note: CycleWaiting) -> None:
         """A cycle of this run handed its bill to a charge saga: it holds no slot now."""
         self._waiting.add(note.workflow_id)
-
-    @workflow.query
-    def status(self) -> SagaStatus:
-        return self._status
 
     @workflow.run
     async def run(self, inp: BillingRunInput) -> BillingRunResult:
@@ -97,8 +89,7 @@ class BillingRunWorkflow:
         total_started = inp.started + sum(started)
         total_skipped = inp.skipped + len(started) - sum(started)
         details = f"{period}: {total_started} cycles started, {total_skipped} already billed"
-        self._status = SagaStatus(step="fanning_out", details=details)
-        workflow.set_current_details(details)
+        self._step("fanning_out", details)
         if page.next_after is not None:
             workflow.continue_as_new(
                 BillingRunInput(
@@ -108,5 +99,5 @@ class BillingRunWorkflow:
                     skipped=total_skipped,
                 )
             )
-        self._status = SagaStatus(step="done", details=details)
+        self._step("done", details)
         return BillingRunResult(period=period, started=total_started, skipped=total_skipped)

@@ -19,24 +19,18 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.config import ConfigActivities
+    from activities.config_messages import ChargePolicy
     from activities.customers import CustomerActivities
+    from activities.customers_messages import DunningExhaustedInput
+    from activities.gateway_messages import Settlement
     from activities.ledger import LedgerActivities
+    from activities.ledger_messages import BillKey, BillRef, WriteOffInput
     from billing.ledger import BillStatus
-    from billing.messages import (
-        BillKey,
-        BillRef,
-        ChargeInput,
-        ChargePolicy,
-        ChargeResult,
-        DunningExhaustedInput,
-        RetryNow,
-        SagaStatus,
-        Settlement,
-        WriteOffInput,
-    )
+    from workflows.charge_messages import ChargeInput, ChargeResult, RetryNow
     from workflows.collecting import Collection
     from workflows.follow_ups import dunning_downgrade
     from workflows.options import DB
+    from workflows.status import SagaWorkflow
 
 
 # A change made while sagas were running: read the bill before anything else, so that
@@ -50,12 +44,12 @@ LOCAL_READS = "short-reads-as-local-activities"
 
 
 @workflow.defn
-class ChargeWorkflow:
+class ChargeWorkflow(SagaWorkflow):
     def __init__(self) -> None:
-        self._status = SagaStatus(step="starting")
+        super().__init__()
         self._retry_requested = False
         self._requests: set[str] = set()
-        self._bill = Collection(self._step)
+        self._bill = Collection(self._bill_step)
 
     @workflow.signal
     def retry_now(self, request: RetryNow) -> None:
@@ -72,17 +66,12 @@ class ChargeWorkflow:
         self._bill.settlements[settlement.gateway_reference] = settlement
 
     @workflow.query
-    def status(self) -> SagaStatus:
-        return self._status
-
-    @workflow.query
     def requests(self) -> list[str]:
         """The pay-now request ids this saga took, so the API can answer a repeat."""
         return sorted(self._requests)
 
-    def _step(self, step: str, details: str) -> None:
-        self._status = SagaStatus(step=step, details=details, bill_id=self._bill.bill_id or None)
-        workflow.set_current_details(details)
+    def _bill_step(self, step: str, details: str) -> None:
+        self._step(step, details, self._bill.bill_id or None)
 
     @workflow.run
     async def run(self, inp: ChargeInput) -> ChargeResult:
@@ -107,10 +96,10 @@ class ChargeWorkflow:
             )
         else:
             bill = await workflow.execute_activity_method(LedgerActivities.get_bill, key, **DB)
-        if BillStatus(bill.status) in (BillStatus.PAID, BillStatus.VOID):
-            self._step("not_due", f"bill {inp.bill_id} is {bill.status}")
+        if bill.status in (BillStatus.PAID, BillStatus.VOID):
+            self._bill_step("not_due", f"bill {inp.bill_id} is {bill.status}")
             return ChargeResult(bill_id=inp.bill_id, outcome="not_due", attempts=0)
-        self._step("collecting", f"collecting {bill.amount_due} {bill.currency}")
+        self._bill_step("collecting", f"collecting {bill.amount_due} {bill.currency}")
         return None
 
     async def _policy(self, inp: ChargeInput) -> ChargePolicy:
@@ -142,7 +131,7 @@ class ChargeWorkflow:
             if final is not None:
                 return final
         if not inp.dunning:
-            self._step("failed", "the charge failed; the caller compensates")
+            self._bill_step("failed", "the charge failed; the caller compensates")
             return self._bill.result("failed")
         return await self._exhausted(inp, policy)
 
@@ -154,13 +143,13 @@ class ChargeWorkflow:
         self._bill.next_try = deadline
         while (remaining := deadline - workflow.now()) > timedelta(0):
             if self._bill.awaiting_method:
-                self._step(
+                self._bill_step(
                     "awaiting_payment_method",
                     f"no usable payment method; waiting for one until {deadline:%Y-%m-%d %H:%M}",
                 )
             else:
                 when = f"{deadline:%Y-%m-%d %H:%M} UTC"
-                self._step("dunning", f"payment failed; next try at {when}")
+                self._bill_step("dunning", f"payment failed; next try at {when}")
             try:
                 await workflow.wait_condition(lambda: self._retry_requested, timeout=remaining)
             except TimeoutError:
@@ -195,7 +184,7 @@ class ChargeWorkflow:
                 ),
                 **DB,
             )
-        self._step(
+        self._bill_step(
             "uncollectible", f"dunning exhausted after {attempts} attempts; customer {action}d"
         )
         return ChargeResult(bill_id=inp.bill_id, outcome="uncollectible", attempts=attempts)

@@ -25,22 +25,21 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.collect import CollectActivities
+    from activities.collect_messages import ChargeAndRecordInput, ChargeRecorded
+    from activities.config_messages import ChargePolicy
     from activities.gateway import GatewayActivities
-    from activities.ledger import LedgerActivities
-    from billing.ledger import BillStatus
-    from billing.messages import (
+    from activities.gateway_messages import (
         AttemptChargeInput,
         AttemptOutcome,
-        BillRef,
-        ChargeAndRecordInput,
-        ChargePolicy,
-        ChargeRecorded,
-        ChargeResult,
         GatewayReference,
-        RecordAttemptInput,
         ResolveChargeInput,
         Settlement,
     )
+    from activities.ledger import LedgerActivities
+    from activities.ledger_messages import BillRef, RecordAttemptInput
+    from billing.ledger import BillStatus
+    from billing.payments import DeclineKind
+    from workflows.charge_messages import ChargeResult
     from workflows.follow_ups import after_payment
     from workflows.options import DB, GATEWAY, LOOKUP, gateway_options
 
@@ -119,7 +118,7 @@ class Collection:
         if first.outcome.status == "not_due":
             self._step("not_due", f"bill {self.bill_id} owes nothing")
             return self.result("not_due")
-        if first.bill is not None and BillStatus(first.bill.status) == BillStatus.PAID:
+        if first.bill is not None and first.bill.status == BillStatus.PAID:
             return await self.paid(first.bill, first.outcome)
         return None
 
@@ -185,9 +184,9 @@ class Collection:
             outcome = await self._await_settlement(policy, outcome)
             recorded = None
         bill = recorded or await self.record(outcome)
-        if BillStatus(bill.status) == BillStatus.PAID:
+        if bill.status == BillStatus.PAID:
             return await self.paid(bill, outcome)
-        if outcome.decline_kind == "hard" and outcome.payment_method_id:
+        if outcome.decline_kind == DeclineKind.HARD and outcome.payment_method_id:
             self.excluded.append(outcome.payment_method_id)
         return None
 

@@ -17,19 +17,13 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     from activities.customers import CustomerActivities
-    from billing.messages import (
-        BillKey,
-        BillRef,
-        ChangeReason,
-        RefundInput,
-        RefundResult,
-        TierName,
-        UpgradeInput,
-        UpgradeResult,
-    )
+    from activities.ledger_messages import BillKey, BillRef
+    from billing.catalog import Tier
     from billing.workflow_ids import manual_upgrade_id, overpayment_refund_id
     from workflows.options import DB
+    from workflows.refund_messages import RefundInput, RefundResult
     from workflows.search_attributes import search_attributes
+    from workflows.upgrade_messages import ChangeReason, UpgradeInput, UpgradeResult
 
 
 async def after_payment(customer_id: str, bill: BillRef, reference: str) -> Decimal:
@@ -77,12 +71,10 @@ async def restore_tier(customer_id: str, bill_id: str) -> None:
 
 
 async def dunning_downgrade(customer_id: str, bill_id: str) -> None:
-    await _change_tier(customer_id, "free", "dunning", f"dunning-{bill_id}")
+    await _change_tier(customer_id, Tier.FREE, "dunning", f"dunning-{bill_id}")
 
 
-async def _change_tier(
-    customer_id: str, tier: TierName, reason: ChangeReason, request_id: str
-) -> None:
+async def _change_tier(customer_id: str, tier: Tier, reason: ChangeReason, request_id: str) -> None:
     try:
         await workflow.execute_child_workflow(
             "UpgradeWorkflow",

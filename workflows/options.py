@@ -7,8 +7,18 @@ from typing import TypedDict
 
 from temporalio.common import RetryPolicy
 
-# Business refusals: retrying cannot change the answer. The one list of them.
-NON_RETRYABLE_ERROR_TYPES = ["RefundRefused", "GatewayRefused", "InvalidInput", "ChargeInFlight"]
+from activities.gateway import CHARGE_IN_FLIGHT, GATEWAY_REFUSED
+from activities.refunds import REFUND_REFUSED
+from billing.errors import InvalidInput
+
+# Business refusals: retrying cannot change the answer. The one list of them, made of the
+# types the activities raise (a domain InvalidInput reaches a workflow typed by its class).
+NON_RETRYABLE_ERROR_TYPES = [
+    REFUND_REFUSED,
+    GATEWAY_REFUSED,
+    InvalidInput.__name__,
+    CHARGE_IN_FLIGHT,
+]
 
 
 class ActivityOptions(TypedDict, total=False):

@@ -12,24 +12,15 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.ledger import LedgerActivities
-    from billing.messages import PaymentReceivedInput, PaymentReceivedResult, SagaStatus
+    from activities.ledger_messages import PaymentReceivedInput
     from workflows.follow_ups import after_payment
     from workflows.options import DB
+    from workflows.payment_received_messages import PaymentReceivedResult
+    from workflows.status import SagaWorkflow
 
 
 @workflow.defn
-class PaymentReceivedWorkflow:
-    def __init__(self) -> None:
-        self._status = SagaStatus(step="starting")
-
-    @workflow.query
-    def status(self) -> SagaStatus:
-        return self._status
-
-    def _step(self, step: str, details: str, bill_id: str) -> None:
-        self._status = SagaStatus(step=step, details=details, bill_id=bill_id)
-        workflow.set_current_details(details)
-
+class PaymentReceivedWorkflow(SagaWorkflow):
     @workflow.run
     async def run(self, inp: PaymentReceivedInput) -> PaymentReceivedResult:
         ref = inp.gateway_reference

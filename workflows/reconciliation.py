@@ -17,8 +17,8 @@ from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ChildWorkflowError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.ledger_messages import PaymentReceivedInput
     from activities.reconciliation import ReconciliationActivities
-    from billing.messages import PaymentReceivedInput, SagaStatus
     from billing.payments import GatewayTransaction
     from billing.reconciliation import (
         CaptureToRecord,
@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.options import DB, NON_RETRYABLE_ERROR_TYPES, ActivityOptions
     from workflows.payment_received import PaymentReceivedWorkflow
     from workflows.search_attributes import search_attributes
+    from workflows.status import SagaWorkflow
 
 # Reading the gateway moves no money, so it may retry for as long as a daily run can wait.
 GATEWAY_READ: ActivityOptions = {
@@ -57,22 +58,17 @@ PAGES_PER_RUN = 20
 
 
 @workflow.defn
-class ReconciliationWorkflow:
+class ReconciliationWorkflow(SagaWorkflow):
     def __init__(self) -> None:
-        self._status = SagaStatus(step="starting")
+        super().__init__()
         self._gate = asyncio.Semaphore(RECORDINGS_IN_FLIGHT)
 
-    @workflow.query
-    def status(self) -> SagaStatus:
-        return self._status
-
-    def _step(self, step: str, progress: ReconciliationProgress) -> None:
+    def _progress(self, step: str, progress: ReconciliationProgress) -> None:
         details = (
             f"{progress.checked} checked, {progress.matched} matched, "
             f"{len(progress.fixed)} fixed, {len(progress.unresolved)} unresolved"
         )
-        self._status = SagaStatus(step=step, details=details)
-        workflow.set_current_details(details)
+        self._step(step, details)
 
     @workflow.run
     async def run(self, inp: ReconciliationInput) -> ReconciliationResult:
@@ -88,7 +84,7 @@ class ReconciliationWorkflow:
             )
         pages = 0
         while True:
-            self._step("reconciling", progress)
+            self._progress("reconciling", progress)
             page = await workflow.execute_activity_method(
                 ReconciliationActivities.list_transactions,
                 ListTransactionsInput(since=since, cursor=progress.cursor, limit=PAGE_SIZE),
@@ -111,7 +107,7 @@ class ReconciliationWorkflow:
                 ReconciliationActivities.save_report, saved, **DB
             )
             if done:
-                self._step("done", progress)
+                self._progress("done", progress)
                 return ReconciliationResult(
                     id=report.id,
                     workflow_id=wf,

@@ -14,18 +14,9 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.config import ConfigActivities
     from activities.gateway import GatewayActivities
+    from activities.gateway_messages import GatewayRefundInput, GatewayRefundOutcome, RefundLookup
     from activities.refunds import REFUND_REFUSED, RefundActivities
-    from billing.messages import (
-        CompleteRefundInput,
-        GatewayRefundInput,
-        GatewayRefundOutcome,
-        RefundInput,
-        RefundKey,
-        RefundLookup,
-        RefundResult,
-        ReserveRefundInput,
-        SagaStatus,
-    )
+    from activities.refunds_messages import CompleteRefundInput, RefundKey, ReserveRefundInput
     from workflows.options import (
         DB,
         GATEWAY,
@@ -34,7 +25,9 @@ with workflow.unsafe.imports_passed_through():
         ActivityOptions,
         gateway_options,
     )
+    from workflows.refund_messages import RefundInput, RefundResult
     from workflows.saga import Saga
+    from workflows.status import SagaWorkflow
 
 # Issue 12: the refund id comes from the request (it was cut from the workflow id, so
 # `order-1` on one bill and `return-1` on another were both `rf_1`), and a refund whose
@@ -49,18 +42,10 @@ def _cause_type(err: ActivityError) -> str | None:
 
 
 @workflow.defn
-class RefundWorkflow:
+class RefundWorkflow(SagaWorkflow):
     def __init__(self) -> None:
-        self._status = SagaStatus(step="starting")
+        super().__init__()
         self._gateway: ActivityOptions = GATEWAY
-
-    @workflow.query
-    def status(self) -> SagaStatus:
-        return self._status
-
-    def _step(self, step: str, details: str, bill_id: str) -> None:
-        self._status = SagaStatus(step=step, details=details, bill_id=bill_id)
-        workflow.set_current_details(details)
 
     @workflow.run
     async def run(self, inp: RefundInput) -> RefundResult:

@@ -16,8 +16,9 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.subscriptions import SubscriptionActivities
-    from billing.messages import SagaStatus, SubscriptionInput, TurnRequest
+    from activities.subscriptions_messages import SubscriptionInput, TurnRequest
     from workflows.options import DB
+    from workflows.status import SagaStatus
 
 # A holder that never gives the turn back (terminated by hand) must not block the rest.
 _HOLDER_CHECK = timedelta(minutes=10)

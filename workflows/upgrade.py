@@ -18,27 +18,22 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.customers import CustomerActivities
+    from activities.customers_messages import ChangeTierInput, CustomerKey
     from activities.ledger import LedgerActivities
+    from activities.ledger_messages import IssueUpgradeBillInput, SagaNote, VoidBillInput
     from activities.subscriptions import SubscriptionActivities
-    from billing.messages import (
-        ChangeTierInput,
-        ChargeInput,
-        CustomerKey,
-        IssueUpgradeBillInput,
-        SagaNote,
-        SagaStatus,
-        TurnRequest,
-        UpgradeInput,
-        UpgradeResult,
-        VoidBillInput,
-    )
+    from activities.subscriptions_messages import TurnRequest
+    from billing.catalog import Tier, is_upgrade
+    from billing.ledger import BillStatus
     from billing.workflow_ids import charge_id, subscription_id
     from workflows.charge import ChargeWorkflow
+    from workflows.charge_messages import ChargeInput
     from workflows.options import DB
     from workflows.saga import Saga
     from workflows.search_attributes import BILL_ID, TIER, search_attributes
+    from workflows.status import SagaWorkflow
+    from workflows.upgrade_messages import UpgradeInput, UpgradeResult
 
-_ORDER = ["free", "starter", "professional", "enterprise"]
 # Issue 12: tier changes of one customer wait for their turn (sagas from before did not).
 ONE_AT_A_TIME = "one-tier-change-at-a-time"
 _NO_BILL = ("dunning", "restore")  # tier changes that settle nothing new
@@ -47,22 +42,14 @@ NEVER_DOWN_BY_ACCIDENT = "conversion-never-downgrades"
 
 
 @workflow.defn
-class UpgradeWorkflow:
+class UpgradeWorkflow(SagaWorkflow):
     def __init__(self) -> None:
-        self._status = SagaStatus(step="starting")
+        super().__init__()
         self._turn = False
 
     @workflow.signal
     def turn_granted(self, _: TurnRequest) -> None:
         self._turn = True
-
-    @workflow.query
-    def status(self) -> SagaStatus:
-        return self._status
-
-    def _step(self, step: str, details: str, bill_id: str | None = None) -> None:
-        self._status = SagaStatus(step=step, details=details, bill_id=bill_id)
-        workflow.set_current_details(details)
 
     def _key(self, inp: UpgradeInput, step: str) -> str:
         """From the request when there is one; sagas from before keyed by workflow id."""
@@ -71,7 +58,7 @@ class UpgradeWorkflow:
         return f"{workflow.info().workflow_id}-{step}"
 
     def _tier_change(
-        self, inp: UpgradeInput, to_tier: str, step: str, at: datetime
+        self, inp: UpgradeInput, to_tier: Tier, step: str, at: datetime
     ) -> ChangeTierInput:
         return ChangeTierInput(
             customer_id=inp.customer_id,
@@ -113,7 +100,7 @@ class UpgradeWorkflow:
         if current == target:
             self._step("unchanged", f"{inp.customer_id} is already on {target}")
             return result
-        down = _ORDER.index(target) < _ORDER.index(current)
+        down = is_upgrade(target, current)  # a move strictly down TIER_ORDER
         if down and inp.reason in _ONLY_UP and workflow.patched(NEVER_DOWN_BY_ACCIDENT):
             # A conversion (or restore) whose turn came after a bigger upgrade: nothing to do.
             self._step("unchanged", f"{inp.customer_id} is on {current}, above {target}")
@@ -130,7 +117,7 @@ class UpgradeWorkflow:
         return await self._upgrade(inp, current, target, at, result)
 
     async def _upgrade(
-        self, inp: UpgradeInput, current: str, target: str, at: datetime, result: UpgradeResult
+        self, inp: UpgradeInput, current: Tier, target: Tier, at: datetime, result: UpgradeResult
     ) -> UpgradeResult:
         wf = workflow.info().workflow_id
         saga = Saga()
@@ -162,7 +149,7 @@ class UpgradeWorkflow:
                 f"charging the prorated {bill.total} {bill.currency} on {bill.bill_id}",
                 bill.bill_id,
             )
-            if bill.status != "paid":
+            if bill.status != BillStatus.PAID:
                 charged = await workflow.execute_child_workflow(
                     ChargeWorkflow.run,
                     ChargeInput(bill_id=bill.bill_id, customer_id=inp.customer_id, dunning=False),
@@ -202,7 +189,7 @@ class UpgradeWorkflow:
             update={"outcome": "upgraded", "to_tier": target, "bill_id": bill.bill_id}
         )
 
-    async def _revert(self, inp: UpgradeInput, previous: str, at: datetime) -> None:
+    async def _revert(self, inp: UpgradeInput, previous: Tier, at: datetime) -> None:
         await workflow.execute_activity_method(
             CustomerActivities.change_tier, self._tier_change(inp, previous, "revert", at), **DB
         )

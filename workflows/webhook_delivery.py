@@ -17,7 +17,6 @@ from temporalio.common import RetryPolicy
 with workflow.unsafe.imports_passed_through():
     from activities.outbox import OutboxActivities
     from activities.webhook_delivery import WebhookDeliveryActivities
-    from billing.messages import SagaStatus
     from billing.outbound import (
         AttemptInput,
         AttemptOutcome,
@@ -27,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.options import DB
     from workflows.search_attributes import CUSTOMER_ID, WEBHOOK_ENDPOINT_ID
+    from workflows.status import SagaWorkflow
 
 # Only Postgres failing (or the worker dying) makes an attempt raise: retry until back.
 # The receiver's own failures are outcomes, answered by the schedule below.
@@ -38,17 +38,8 @@ ATTEMPT_RETRY = RetryPolicy(
 
 
 @workflow.defn
-class WebhookDeliveryWorkflow:
-    def __init__(self) -> None:
-        self._status = SagaStatus(step="starting")
-
-    @workflow.query
-    def status(self) -> SagaStatus:
-        return self._status
-
-    def _step(self, step: str, details: str) -> None:
-        self._status = SagaStatus(step=step, details=details, at=workflow.now())
-        workflow.set_current_details(details)
+class WebhookDeliveryWorkflow(SagaWorkflow):
+    _timestamped = True  # each step says when the delivery last moved
 
     @workflow.run
     async def run(self, inp: DeliveryInput) -> DeliveryResult:

@@ -16,8 +16,8 @@ from temporalio.common import RetryPolicy, WorkflowIDConflictPolicy, WorkflowIDR
 
 with workflow.unsafe.imports_passed_through():
     from activities.outbox import OutboxActivities
-    from billing.messages import SagaStatus
     from billing.outbound import DispatchInput, DispatchRound, dispatcher_id
+    from workflows.status import SagaWorkflow
 
 ROUND = DispatchRound()
 ROUNDS_PER_RUN = 60
@@ -29,21 +29,13 @@ _ROUND_RETRY = RetryPolicy(
 
 
 @workflow.defn
-class WebhookDispatchWorkflow:
-    def __init__(self) -> None:
-        self._status = SagaStatus(step="starting")
-
-    @workflow.query
-    def status(self) -> SagaStatus:
-        return self._status
-
+class WebhookDispatchWorkflow(SagaWorkflow):
     @workflow.run
     async def run(self, inp: DispatchInput) -> None:
         dispatched = inp.dispatched
         for _ in range(ROUNDS_PER_RUN):
             details = f"{dispatched} events dispatched; polling the outbox"
-            self._status = SagaStatus(step="dispatching", details=details)
-            workflow.set_current_details(details)
+            self._step("dispatching", details)
             done = await workflow.execute_activity_method(
                 OutboxActivities.dispatch_events,
                 ROUND,

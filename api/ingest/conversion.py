@@ -6,7 +6,7 @@ import asyncio
 import logging
 
 from api.deps import AppState
-from api.starters import start_auto_conversion
+from api.temporal import start_auto_conversion
 from billing.errors import DependencyUnavailable
 from store.limiter import RateLimiter
 

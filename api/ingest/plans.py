@@ -18,7 +18,7 @@ from api.auth import CUSTOMER_KEY_PREFIX, hash_customer_key
 from billing.catalog import ContractOverrides, PriceCatalog, Tier
 from billing.errors import Forbidden, Unauthenticated
 from billing.metering import UsagePlan, plan_for
-from store import usage_plans
+from store import customers, usage_plans
 
 _MAX_ENTRIES = 100_000  # bounded memory: the oldest entry goes first
 _V = TypeVar("_V")
@@ -69,7 +69,7 @@ class PlanCache:
             key_hash = hash_customer_key(key)
             customer_id = self._keys.get(key_hash)
             if customer_id is None:
-                customer_id = await usage_plans.customer_of_key(self._pool, key_hash)
+                customer_id = await customers.customer_of_key(self._pool, key_hash)
                 if customer_id is not None:
                     _bounded_put(self._keys, key_hash, customer_id)
             if customer_id is not None:

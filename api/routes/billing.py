@@ -12,20 +12,25 @@ from api.flows import PeriodBody, Started, UpgradeBody
 from api.routes.bills import IdempotencyKey
 from api.schemas import CONFLICT, ERRORS
 from api.temporal import exists, request_id, start
-from billing.errors import Conflict, InvalidTransition, NotFound
-from billing.messages import BillingCycleInput, BillingRunInput, UpgradeInput
-from billing.periods import parse_period, period_bounds
+from billing.errors import InvalidTransition, NotFound
+from billing.periods import parse_period, require_ended, require_subscribed
 from billing.workflow_ids import billing_cycle_id, billing_run_id, manual_upgrade_id
-from store import tiers
+from store.customers import CustomerRow, get_customer
+from workflows.billing_cycle import BillingCycleWorkflow
+from workflows.billing_cycle_messages import BillingCycleInput
+from workflows.billing_run import BillingRunWorkflow
+from workflows.billing_run_messages import BillingRunInput
+from workflows.upgrade import UpgradeWorkflow
+from workflows.upgrade_messages import UpgradeInput
 
 router = APIRouter(tags=["billing"], responses=ERRORS | CONFLICT)
 
 
-async def _customer(state: StateDep, customer_id: str) -> dict[str, object]:
-    row = await state.pool.fetchrow(tiers.GET_CUSTOMER, customer_id)
-    if row is None:
+async def _customer(state: StateDep, customer_id: str) -> CustomerRow:
+    customer = await get_customer(state.pool, customer_id)
+    if customer is None:
         raise NotFound(f"no customer {customer_id}")
-    return dict(row)
+    return customer
 
 
 @router.post("/v1/customers/{customer_id}/upgrade", status_code=202, response_model=Started)
@@ -44,12 +49,12 @@ async def upgrade(
     customer = await _customer(state, customer_id)
     if idempotency_key and await exists(state.temporal, workflow_id):
         return Started(workflow_id=workflow_id)  # the same request again: its first answer
-    if customer["tier"] == body.tier.value:
+    if customer.tier == body.tier.value:
         raise InvalidTransition(f"{customer_id} is already on {body.tier.value}")
     await start(
         state.temporal,
         state.settings,
-        "UpgradeWorkflow",
+        UpgradeWorkflow.run,
         UpgradeInput(
             customer_id=customer_id,
             target_tier=body.tier.value,
@@ -57,10 +62,10 @@ async def upgrade(
             request_id=request,
         ),
         workflow_id=workflow_id,
-        summary=f"Move {customer_id} from {customer['tier']} to {body.tier.value}",
+        summary=f"Move {customer_id} from {customer.tier} to {body.tier.value}",
         already=None,
         customer_id=customer_id,
-        tier=str(customer["tier"]),
+        tier=customer.tier,
     )
     return Started(workflow_id=workflow_id)
 
@@ -72,24 +77,19 @@ async def bill_customer(
     """Bill one ended period once: a second request is a 409 naming the first workflow."""
     require_service(caller)
     period = parse_period(body.period)
-    start_at, end = period_bounds(period)
-    if end > datetime.now(UTC):
-        raise Conflict(f"period {period} has not ended yet; it can be billed from {end:%Y-%m-%d}")
+    require_ended(period, datetime.now(UTC))
     customer = await _customer(state, customer_id)
-    started_at = customer["started_at"]
-    assert isinstance(started_at, datetime)
-    if started_at >= end:
-        raise Conflict(f"{customer_id}'s subscription began after {period}")
+    require_subscribed(customer_id, period, customer.started_at)
     workflow_id = await start(
         state.temporal,
         state.settings,
-        "BillingCycleWorkflow",
+        BillingCycleWorkflow.run,
         BillingCycleInput(customer_id=customer_id, period=period),
         workflow_id=billing_cycle_id(customer_id, period),
         summary=f"Bill {customer_id} for {period}",
         already=f"{period} is already billed for {customer_id}",
         customer_id=customer_id,
-        tier=str(customer["tier"]),
+        tier=customer.tier,
         period=period,
     )
     return Started(workflow_id=workflow_id)
@@ -100,13 +100,11 @@ async def billing_run(body: PeriodBody, state: StateDep, caller: CallerDep) -> S
     """Bill every customer for an ended period; customers already billed are skipped."""
     require_service(caller)
     period = parse_period(body.period)
-    _, end = period_bounds(period)
-    if end > datetime.now(UTC):
-        raise Conflict(f"period {period} has not ended yet; it can be billed from {end:%Y-%m-%d}")
+    require_ended(period, datetime.now(UTC))
     workflow_id = await start(
         state.temporal,
         state.settings,
-        "BillingRunWorkflow",
+        BillingRunWorkflow.run,
         BillingRunInput(period=period),
         workflow_id=billing_run_id(period),
         reuse=WorkflowIDReusePolicy.ALLOW_DUPLICATE,

@@ -4,19 +4,24 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import asyncpg
 from fastapi import APIRouter, Header
 from temporalio.client import WorkflowQueryFailedError
 
 from api.auth import CallerDep, StateDep, authorize_customer, require_service
 from api.flows import RefundBody, Started
 from api.schemas import CONFLICT, ERRORS
-from api.temporal import exists, is_running, request_id, start, translated
-from billing.errors import InvalidInput, InvalidTransition, NotFound, RefundRefused
-from billing.messages import ChargeInput, RefundInput, RetryNow
-from billing.money import parse_money
+from api.temporal import exists, is_running, pay_requests, request_id, retry_now, start
+from billing.errors import InvalidTransition, NotFound
+from billing.ledger import BillState, can_charge
+from billing.refunds import check_refund_request
 from billing.workflow_ids import charge_id, refund_id
-from store import bills as bills_sql
-from store.bill_views import bill_view, customer_bill_views
+from store.bill_views import bill_view, bill_with_state, customer_bill_views
+from store.customers import customer_exists
+from workflows.charge import ChargeWorkflow
+from workflows.charge_messages import ChargeInput, RetryNow
+from workflows.refund import RefundWorkflow
+from workflows.refund_messages import RefundInput
 
 router = APIRouter(tags=["bills"], responses=ERRORS)
 
@@ -40,6 +45,18 @@ async def _bill(state: StateDep, caller: CallerDep, bill_id: str) -> dict[str, A
     return bill
 
 
+async def _bill_state(
+    state: StateDep, caller: CallerDep, bill_id: str
+) -> tuple[asyncpg.Record, BillState]:
+    """The bill and what its ledger says, in exact figures, for a rule to decide on."""
+    async with state.pool.acquire() as conn:
+        found = await bill_with_state(conn, bill_id)
+    if found is None:
+        raise NotFound(f"no bill {bill_id}")
+    authorize_customer(caller, found[0]["customer_id"])
+    return found
+
+
 @router.get("/v1/bills/{bill_id}")
 async def get_bill(bill_id: str, state: StateDep, caller: CallerDep) -> dict[str, Any]:
     """A bill with its lines, figures derived from the ledger, and every charge attempt."""
@@ -50,7 +67,7 @@ async def get_bill(bill_id: str, state: StateDep, caller: CallerDep) -> dict[str
 async def list_bills(customer_id: str, state: StateDep, caller: CallerDep) -> dict[str, Any]:
     authorize_customer(caller, customer_id)
     async with state.pool.acquire() as conn:
-        if await conn.fetchval(bills_sql.CUSTOMER_EXISTS, customer_id) is None:
+        if not await customer_exists(conn, customer_id):
             raise NotFound(f"no customer {customer_id}")
         bills = await customer_bill_views(conn, customer_id)
     return {"customer_id": customer_id, "bills": bills}
@@ -64,7 +81,7 @@ async def pay_now(
 
     Each request is its own try (its own gateway key); the same `Idempotency-Key` twice
     is one try."""
-    bill = await _bill(state, caller, bill_id)
+    bill, ledger = await _bill_state(state, caller, bill_id)
     request = request_id(idempotency_key)
     dunning_id = charge_id(bill_id)
     pay_id = f"{dunning_id}-pay-{request}"
@@ -72,18 +89,15 @@ async def pay_now(
         return Started(workflow_id=pay_id)  # the same request again: its first answer
     if idempotency_key and await _signalled_before(state, dunning_id, idempotency_key):
         return Started(workflow_id=dunning_id, status="signalled")
-    if bill["status"] not in ("pending", "uncollectible"):
-        raise InvalidTransition(f"bill {bill_id} is {bill['status']}; nothing to pay")
+    if not can_charge(ledger):
+        raise InvalidTransition(f"bill {bill_id} is {ledger.status}; nothing to pay")
     if await is_running(state.temporal, dunning_id):
-        with translated(dunning_id):
-            await state.temporal.get_workflow_handle(dunning_id).signal(
-                "retry_now", RetryNow(reason="pay now", request_id=request)
-            )
+        await retry_now(state.temporal, dunning_id, RetryNow(reason="pay now", request_id=request))
         return Started(workflow_id=dunning_id, status="signalled")
     workflow_id = await start(
         state.temporal,
         state.settings,
-        "ChargeWorkflow",
+        ChargeWorkflow.run,
         ChargeInput(bill_id=bill_id, customer_id=bill["customer_id"], dunning=False),
         workflow_id=pay_id,
         summary=f"Pay {bill_id} now",
@@ -100,10 +114,8 @@ async def _signalled_before(state: StateDep, dunning_id: str, request: str) -> b
     """Whether this pay-now request already went to the dunning saga as a signal."""
     if not await exists(state.temporal, dunning_id):
         return False
-    handle = state.temporal.get_workflow_handle(dunning_id)
     try:
-        with translated(dunning_id):
-            taken = await handle.query("requests", result_type=list[str])
+        taken = await pay_requests(state.temporal, dunning_id)
     except WorkflowQueryFailedError:
         return False  # a saga from before the query existed took no keyed requests
     return request in taken
@@ -123,29 +135,16 @@ async def refund(
     early check only spares an obviously refused saga. Send `Idempotency-Key` to make
     a retried request start one refund, not two."""
     require_service(caller)
-    bill = await _bill(state, caller, bill_id)
+    bill, ledger = await _bill_state(state, caller, bill_id)
     if idempotency_key and await exists(state.temporal, refund_id(bill_id, idempotency_key)):
         # The same request again: its first answer, whatever was refunded since.
         return Started(workflow_id=refund_id(bill_id, idempotency_key))
-    amount = None
-    if body.amount is not None:
-        try:
-            amount = parse_money(body.amount, bill["currency"])
-        except InvalidInput as exc:
-            raise InvalidInput(f"amount: {exc.message}") from exc
-        if amount <= 0:
-            raise InvalidInput("amount: must be above zero")
-    refundable = parse_money(bill["refundable"], bill["currency"])
-    if refundable <= 0 or (amount is not None and amount > refundable):
-        raise RefundRefused(
-            f"bill {bill_id} has {bill['refundable']} {bill['currency']} refundable"
-            + (f"; {amount} asked" if amount is not None else "")
-        )
+    amount = check_refund_request(body.amount, ledger, bill["currency"])
     request = request_id(idempotency_key)
     workflow_id = await start(
         state.temporal,
         state.settings,
-        "RefundWorkflow",
+        RefundWorkflow.run,
         RefundInput(bill_id=bill_id, amount=amount, reason=body.reason, request_id=request),
         workflow_id=refund_id(bill_id, request),
         summary=f"Refund {amount or 'all refundable'} on {bill_id}: {body.reason}"[:200],

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 import re
 import secrets
@@ -159,15 +158,9 @@ async def attach_payment_method(
 
 
 async def _notify_attached(state: AppState, customer_id: str) -> None:
-    """Let a waiting charge saga retry with the new method, if the hook module exists."""
+    """Let a waiting charge saga retry with the new method (`AppState.payment_method_attached`)."""
     try:
-        hooks = importlib.import_module("api.hooks")
-    except ModuleNotFoundError as exc:
-        if exc.name != "api.hooks":
-            raise
-        return
-    try:
-        await hooks.on_payment_method_attached(state, customer_id)
+        await state.payment_method_attached(state, customer_id)
     except Exception:
         # The method is stored; a failed signal must not turn that into an error answer.
         log.exception("payment method attached for %s but the hook failed", customer_id)

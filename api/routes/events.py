@@ -25,6 +25,7 @@ from billing.outbound import DeliveryInput, attempt_queue, attempt_timeout, rede
 from store import outbox
 from store import webhook_endpoints as endpoints
 from store.outbox import EventRow
+from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
 router = APIRouter(prefix="/v1/events", tags=["webhooks"], responses=ERRORS)
 
@@ -116,7 +117,7 @@ async def redeliver(
         try:
             with translated(workflow_id):
                 await state.temporal.start_workflow(
-                    "WebhookDeliveryWorkflow",
+                    WebhookDeliveryWorkflow.run,
                     DeliveryInput(
                         event_id=event_id,
                         endpoint_id=endpoint_id,

@@ -19,6 +19,7 @@ from billing.errors import InvalidInput, NotFound
 from billing.reconciliation import ReconciliationInput, default_since, report_id
 from billing.workflow_ids import reconciliation_id
 from store import reconciliations as sql
+from workflows.reconciliation import ReconciliationWorkflow
 
 router = APIRouter(tags=["reconciliations"], responses=ERRORS)
 
@@ -69,7 +70,7 @@ async def reconcile(
     try:
         with translated(workflow_id):
             await state.temporal.start_workflow(
-                "ReconciliationWorkflow",
+                ReconciliationWorkflow.run,
                 ReconciliationInput(since=since, request_id=request_id),
                 id=workflow_id,
                 task_queue=state.settings.task_queue,

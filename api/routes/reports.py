@@ -28,7 +28,7 @@ from api.deps import AppState
 from api.schemas import ERRORS
 from api.templates.revenue_page import METRICS, message_page, report_page
 from billing.errors import InvalidInput
-from billing.periods import next_period, parse_period, period_of, previous_period
+from billing.periods import parse_period, period_of, period_range, shift_period
 from billing.revenue import revenue_report
 from store.revenue import bill_facts
 
@@ -50,19 +50,6 @@ _PAGE_HEADERS = {
 PeriodQuery = Annotated[str | None, Query(description="One billing period, YYYY-MM")]
 FromQuery = Annotated[str | None, Query(alias="from", description="First period, YYYY-MM")]
 ToQuery = Annotated[str | None, Query(description="Last period, YYYY-MM (inclusive)")]
-
-
-def months(first: str, last: str) -> list[str]:
-    """first..last inclusive; InvalidInput when reversed or longer than MAX_MONTHS."""
-    first, last = parse_period(first), parse_period(last)
-    if first > last:
-        raise InvalidInput(f"from {first} is after to {last}")
-    out = [first]
-    while out[-1] != last:
-        if len(out) == MAX_MONTHS:
-            raise InvalidInput(f"at most {MAX_MONTHS} months per request")
-        out.append(next_period(out[-1]))
-    return out
 
 
 async def reports(state: AppState, periods: list[str]) -> list[dict[str, object]]:
@@ -88,7 +75,7 @@ async def revenue(
         return (await reports(state, [parse_period(period)]))[0]
     if first is None or to is None:
         raise InvalidInput("period is required (YYYY-MM), or from and to for a range of months")
-    span = months(first, to)
+    span = period_range(first, to, most=MAX_MONTHS)
     return {
         "from": span[0],
         "to": span[-1],
@@ -165,13 +152,13 @@ async def revenue_page(
         return refused
     last = to or period_of(datetime.now(UTC))
     try:
-        start = first or _back(parse_period(last), PAGE_MONTHS - 1)
-        span = months(start, last)
+        start = first or shift_period(last, 1 - PAGE_MONTHS)
+        span = period_range(start, last, most=MAX_MONTHS)
         if metric not in METRICS:
             raise InvalidInput(f"metric is one of {', '.join(METRICS)}")
     except InvalidInput as exc:
         return _html(message_page("Cannot show that", exc.message), 422)
-    earlier = (_back(span[0], len(span)), _back(span[0], 1))
+    earlier = (shift_period(span[0], -len(span)), shift_period(span[0], -1))
     ranges = {"earlier": earlier, f"last {PAGE_MONTHS} months": _recent()}
     page = report_page(
         await reports(state, span), currency=state.settings.currency, metric=metric, ranges=ranges
@@ -189,12 +176,6 @@ async def sign_in(request: Request, state: StateDep) -> Response:
     return _signed_in(request, state, "/reports")
 
 
-def _back(period: str, n: int) -> str:
-    for _ in range(n):
-        period = previous_period(period)
-    return period
-
-
 def _recent() -> tuple[str, str]:
     now = period_of(datetime.now(UTC))
-    return _back(now, PAGE_MONTHS - 1), now
+    return shift_period(now, 1 - PAGE_MONTHS), now

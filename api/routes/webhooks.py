@@ -8,14 +8,16 @@ import time
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
 
+from activities.gateway_messages import Settlement
+from activities.ledger_messages import PaymentReceivedInput
 from api.auth import StateDep
 from api.deps import AppState
 from api.schemas import ERRORS
-from api.temporal import is_running, start, translated
+from api.temporal import is_running, settle, start
 from billing.errors import InvalidInput
-from billing.messages import PaymentReceivedInput, Settlement
 from billing.webhooks import CHARGE_SETTLED, SIGNATURE_HEADER, GatewayEvent, verify
 from billing.workflow_ids import payment_received_id
+from workflows.payment_received import PaymentReceivedWorkflow
 
 router = APIRouter(tags=["webhooks"], responses=ERRORS)
 log = logging.getLogger("api.webhooks")
@@ -52,8 +54,7 @@ async def gateway_webhook(request: Request, state: StateDep) -> dict[str, object
         decline_code=event.data.decline_code,
         message=event.data.message,
     )
-    with translated(workflow_id):
-        await state.temporal.get_workflow_handle(workflow_id).signal("settle", settlement)
+    await settle(state.temporal, workflow_id, settlement)
     return {"received": True, "signalled": True}
 
 
@@ -66,7 +67,7 @@ async def _record_without_saga(state: AppState, event: GatewayEvent) -> str | No
     return await start(
         state.temporal,
         state.settings,
-        "PaymentReceivedWorkflow",
+        PaymentReceivedWorkflow.run,
         PaymentReceivedInput(
             bill_id=bill_id,
             gateway_reference=reference,

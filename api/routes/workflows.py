@@ -13,8 +13,8 @@ from api.flows import WorkflowStatus
 from api.schemas import ERRORS
 from api.temporal import translated
 from billing.errors import Forbidden
-from billing.messages import SagaStatus
 from workflows.search_attributes import CUSTOMER_ID
+from workflows.status import SagaStatus, SagaWorkflow
 
 # A query waits for a worker to answer it: with none polling it would hang the request.
 _QUERY_TIMEOUT = timedelta(seconds=3)
@@ -35,7 +35,7 @@ async def workflow_status(workflow_id: str, state: StateDep, caller: CallerDep) 
     saga: SagaStatus | None = None
     try:
         # Not `translated`: a query nobody answers in time leaves `step` empty, not a 503.
-        saga = await handle.query("status", result_type=SagaStatus, rpc_timeout=_QUERY_TIMEOUT)
+        saga = await handle.query(SagaWorkflow.status, rpc_timeout=_QUERY_TIMEOUT)
     except (WorkflowQueryRejectedError, WorkflowQueryFailedError, RPCError):
         saga = None  # e.g. no worker polls just now: the status still answers
     status = desc.status.name if desc.status is not None else "UNKNOWN"

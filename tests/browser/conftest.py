@@ -20,13 +20,13 @@ import pytest_asyncio
 from playwright.async_api import Browser, async_playwright
 from temporalio.client import Client
 
-from billing.settings import Settings
+from config.settings import Settings
 from devstack.services import TemporalServer, free_port, start_temporal
 from tests.browser.history import History, six_months
+from tests.converter import DATA_CONVERTER
 from tests.e2e.api_client import Api
 from tests.e2e.stack import journey_stack
 from tests.integration.harness import LiveStack
-from worker import DATA_CONVERTER
 
 # Screenshots land in a temporary folder so that `make test` leaves the tree clean;
 # `make screenshots` sets SCREENSHOTS_DIR=docs to refresh the committed ones.

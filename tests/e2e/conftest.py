@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from temporalio.client import Client
 
-from billing.settings import Settings
+from config.settings import Settings
 from tests.e2e.api_client import Api
 from tests.e2e.stack import StackFactory, journey_stack
 from tests.integration.harness import LiveStack

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 from temporalio.client import Client
 
-from billing.settings import Settings
+from config.settings import Settings
 from store.db import create_pool
 from store.migrate import migrate_url
 from tests.integration.harness import LiveStack, live_stack

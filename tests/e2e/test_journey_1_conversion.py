@@ -7,9 +7,9 @@ from decimal import Decimal
 
 from temporalio.client import Client
 
+from activities.ledger_messages import IssueUpgradeBillInput
 from billing.bills import build_upgrade_bill
 from billing.catalog import DEFAULT_CATALOG, Tier
-from billing.messages import IssueUpgradeBillInput
 from billing.money import format_money
 from tests.e2e import journeys
 from tests.e2e.api_client import Api

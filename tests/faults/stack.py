@@ -21,12 +21,12 @@ import httpx
 from temporalio.client import Client
 
 from api.app import create_app
-from billing.settings import Settings
+from config.settings import Settings
 from devstack.services import free_port
 from store.db import create_pool
 from store.migrate import migrate_url
+from tests.converter import DATA_CONVERTER
 from tests.integration.harness import serve
-from worker import DATA_CONVERTER
 
 from .plans import PERIOD, PERIOD_START, Customer, Plan
 from .polling import until

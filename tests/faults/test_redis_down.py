@@ -23,7 +23,7 @@ from redis.asyncio import Redis
 
 from api.app import create_app
 from billing.periods import period_of
-from billing.settings import Settings
+from config.settings import Settings
 from store.db import create_pool
 from store.limiter import hour_window
 from store.rebuild import MARKER, CounterWatch

@@ -20,9 +20,9 @@ import pytest
 from temporalio.client import Client
 
 from api.app import create_app
-from billing.settings import Settings
+from config.settings import Settings
+from tests.converter import DATA_CONVERTER
 from tests.integration.harness import serve
-from worker import DATA_CONVERTER
 
 from .servers import FaultServers
 from .stack import new_database

@@ -24,7 +24,7 @@ from fastapi import FastAPI
 from temporalio.client import Client
 
 from api.app import create_app
-from billing.settings import Settings
+from config.settings import Settings
 from gateway_sim.app import create_app as create_gateway
 from payments.simulator import SimulatorGateway
 from tests.books import BooksFigures, assert_books_match_gateway

@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 
 import api.app as api_app
 from api.app import create_app
-from billing.settings import Settings
+from config.settings import Settings
 from store.rebuild import CounterWatch
 
 

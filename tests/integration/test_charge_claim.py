@@ -8,9 +8,10 @@ import uuid
 from temporalio.exceptions import ApplicationError
 
 from activities.gateway import CLAIM_RACE, GatewayActivities
+from activities.gateway_messages import AttemptChargeInput
 from activities.ledger import LedgerActivities
+from activities.ledger_messages import IssueCycleBillInput, RecordAttemptInput
 from billing.catalog import DEFAULT_CATALOG
-from billing.messages import AttemptChargeInput, IssueCycleBillInput, RecordAttemptInput
 from payments.simulator import SimulatorGateway
 
 from .harness import live_stack

@@ -14,9 +14,9 @@ from redis.asyncio import Redis
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.starters import start_auto_conversion
-from billing.settings import Settings
+from api.temporal import start_auto_conversion
 from billing.workflow_ids import auto_upgrade_id
+from config.settings import Settings
 from tests.integration.test_customers_api import attach_token, create_customer, open_api, service
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import sys
-import types
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,7 +14,7 @@ import httpx
 import pytest
 
 from api.app import create_app
-from billing.settings import Settings
+from config.settings import Settings
 
 CARD = "4242424242424242"
 
@@ -319,21 +317,18 @@ async def test_payment_method_for_unknown_or_other_customer(
     assert response.status_code == 403
 
 
-async def test_attaching_a_method_calls_the_lead_hook_when_present(
-    api: httpx.AsyncClient, settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The charge saga's signal: `api.hooks.on_payment_method_attached(state, customer_id)`."""
+async def test_attaching_a_method_calls_the_lead_hook_when_present(settings: Settings) -> None:
+    """The charge saga's signal: `create_app(payment_method_attached=...)`, by default
+    `api.temporal.on_payment_method_attached(state, customer_id)`, here a stand-in."""
     calls: list[str] = []
 
     async def on_payment_method_attached(state: object, customer_id: str) -> None:
         calls.append(customer_id)
 
-    hooks = types.ModuleType("api.hooks")
-    hooks.on_payment_method_attached = on_payment_method_attached  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "api.hooks", hooks)
-    customer = await create_customer(api, settings)
-    assert (await attach_token(api, settings, customer["id"])).status_code == 201
-    assert calls == [customer["id"]]
-    refused = await attach_token(api, settings, customer["id"], CARD)
-    assert refused.status_code == 422
-    assert calls == [customer["id"]]
+    async with open_api(settings, payment_method_attached=on_payment_method_attached) as api:
+        customer = await create_customer(api, settings)
+        assert (await attach_token(api, settings, customer["id"])).status_code == 201
+        assert calls == [customer["id"]]
+        refused = await attach_token(api, settings, customer["id"], CARD)
+        assert refused.status_code == 422
+        assert calls == [customer["id"]]

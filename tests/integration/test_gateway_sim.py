@@ -27,8 +27,8 @@ from billing.payments import (
     PaymentMethodType,
     RefundRequest,
 )
-from billing.settings import Settings
 from billing.webhooks import SIGNATURE_HEADER, GatewayEvent, verify
+from config.settings import Settings
 from gateway_sim.app import create_app
 from payments.simulator import SimulatorGateway
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from billing.settings import Settings
+from config.settings import Settings
 from store.limiter import _EXPIRY_SLACK_S, RateLimiter, hour_window
 from tests.integration.test_customers_api import create_customer, open_api, service
 

@@ -23,7 +23,7 @@ import pytest
 
 from api import cli
 from api.app import create_app
-from billing.settings import Settings
+from config.settings import Settings
 from tests.integration.harness import serve
 from tests.integration.test_customers_api import bearer, create_customer, open_api, service
 

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from temporalio.client import Client, WorkflowFailureError
 
-from billing.messages import RefundInput
 from billing.periods import period_bounds, period_of, previous_period
 from workflows.billing_cycle import BillingCycleWorkflow
 from workflows.refund import RefundWorkflow
+from workflows.refund_messages import RefundInput
 
 from .harness import LiveStack, live_stack
 

@@ -8,7 +8,7 @@ import uuid
 from temporalio.client import Client, ScheduleActionStartWorkflow, ScheduleOverlapPolicy
 from temporalio.service import RPCError
 
-from billing.settings import Settings
+from config.settings import Settings
 from devstack.schedules import (
     DAILY,
     MONTHLY,

@@ -19,9 +19,11 @@ import pytest
 from redis.asyncio import Redis
 from temporalio.client import Client
 
-from billing.messages import SagaStatus, SubscriptionInput, TurnRequest, UpgradeInput
+from activities.subscriptions_messages import SubscriptionInput, TurnRequest
 from billing.workflow_ids import auto_upgrade_id, subscription_id
+from workflows.status import SagaStatus
 from workflows.upgrade import UpgradeWorkflow
+from workflows.upgrade_messages import UpgradeInput
 
 from .harness import LiveStack, live_stack
 from .test_sagas_live import PERIOD, bill_period, customer

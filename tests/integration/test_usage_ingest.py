@@ -14,7 +14,7 @@ import pytest
 from redis.asyncio import Redis
 
 from billing.periods import period_of, previous_period
-from billing.settings import Settings
+from config.settings import Settings
 from store.limiter import hour_window
 from store.usage import read_live_counters
 from tests.integration.test_customers_api import (

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from billing.periods import period_bounds, period_of, previous_period
-from billing.settings import Settings
+from config.settings import Settings
 from tests.integration.test_customers_api import create_customer, open_api, service
 from tests.integration.test_usage_api import event, rows
 

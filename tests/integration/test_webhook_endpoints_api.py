@@ -9,7 +9,7 @@ import asyncpg
 import httpx
 import pytest
 
-from billing.settings import Settings
+from config.settings import Settings
 
 from .test_customers_api import bearer, create_customer, open_api, service
 

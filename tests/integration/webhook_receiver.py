@@ -22,7 +22,7 @@ from standardwebhooks import Webhook
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from billing.settings import Settings
+from config.settings import Settings
 from worker import build_webhook_worker
 from workflows.webhook_dispatch import WebhookDispatchWorkflow, ensure_dispatcher
 

@@ -9,10 +9,10 @@ import pytest
 from pydantic import ValidationError
 from temporalio.api.common.v1 import Payload
 
-from billing.messages import RefundInput
-from billing.settings import DEV_PAYLOAD_CODEC_KEY, Settings
+from config.settings import DEV_PAYLOAD_CODEC_KEY, Settings
 from observability.codec import ENCODING, KEY_ID, EncryptionCodec, PayloadDecryptError
-from worker import DATA_CONVERTER
+from tests.converter import DATA_CONVERTER
+from workflows.refund_messages import RefundInput
 
 KEY = os.urandom(32)
 SECRET = "ada.lovelace@example.com"

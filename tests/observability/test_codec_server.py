@@ -13,7 +13,7 @@ from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 
 from api.app import create_app
-from billing.settings import Settings
+from config.settings import Settings
 from observability.codec import ENCODING, EncryptionCodec
 
 UI = "http://localhost:8233"

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from billing.settings import Settings
+from config.settings import Settings
 from observability.metrics import REGISTRY
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from billing.messages import AttemptOutcome, RecordAttemptInput
-from billing.settings import Settings
+from activities.gateway_messages import AttemptOutcome
+from activities.ledger_messages import RecordAttemptInput
+from config.settings import Settings
 from observability.interceptors import _ids
 from observability.logs import bound, configure_logging, current_context
 from observability.redact import MASK, Redactor, luhn_ok

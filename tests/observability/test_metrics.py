@@ -16,12 +16,12 @@ import httpx
 import pytest
 from temporalio.client import Client, WorkflowFailureError
 
-from billing.messages import RefundInput
 from devstack.services import free_port
 from observability.worker_metrics import sdk_runtime, serve_worker_metrics
+from tests.converter import DATA_CONVERTER
 from tests.integration.harness import LiveStack, live_stack
-from worker import DATA_CONVERTER
 from workflows.refund import RefundWorkflow
+from workflows.refund_messages import RefundInput
 
 from .journey import bill_period, customer, refund, usage
 from .prom import Series, delta, parse, value

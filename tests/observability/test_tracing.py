@@ -19,10 +19,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from temporalio.client import Client
 
 from api.app import create_app
-from billing.settings import Settings
+from config.settings import Settings
 from observability.tracing import client_interceptors, tracer_provider
+from tests.converter import DATA_CONVERTER
 from tests.integration.harness import live_stack, serve
-from worker import DATA_CONVERTER
 
 from .journey import bill_period, customer
 

@@ -21,11 +21,12 @@ import asyncpg
 import pytest
 from temporalio.client import Client, WorkflowFailureError
 
-from billing.messages import BillingRunInput, RefundInput
 from billing.periods import period_bounds, period_of, previous_period
 from store.db import create_pool
 from store.migrate import migrate_url
 from tests.integration.harness import LiveStack, live_stack
+from workflows.billing_run_messages import BillingRunInput
+from workflows.refund_messages import RefundInput
 
 HISTORIES = Path(__file__).parent / "histories"
 # Lost answers become look-ups after 3 s, not minutes.

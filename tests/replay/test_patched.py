@@ -16,7 +16,8 @@ from temporalio import workflow
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
-from worker import DATA_CONVERTER, WORKFLOWS
+from tests.converter import DATA_CONVERTER
+from worker import WORKFLOWS
 from workflows.charge import READ_BILL_FIRST, ChargeWorkflow
 
 from .unguarded import UnguardedChargeWorkflow

@@ -14,7 +14,8 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
-from worker import DATA_CONVERTER, WORKFLOWS
+from tests.converter import DATA_CONVERTER
+from worker import WORKFLOWS
 
 HISTORIES = Path(__file__).parent / "histories"
 FILES = sorted(HISTORIES.glob("*.json"))

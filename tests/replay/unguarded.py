@@ -8,8 +8,8 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from billing.messages import ChargeInput, ChargeResult
     from workflows.charge import ChargeWorkflow
+    from workflows.charge_messages import ChargeInput, ChargeResult
 
 
 @workflow.defn(name="ChargeWorkflow")

@@ -10,7 +10,7 @@ import pytest
 import pytest_asyncio
 
 from api.app import create_app
-from billing.settings import Settings
+from config.settings import Settings
 from tests.integration.harness import serve
 
 

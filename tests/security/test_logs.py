@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from billing.settings import Settings
+from config.settings import Settings
 from observability.redact import card_numbers
 from tests.faults.plans import PERIOD, Plan
 from tests.faults.stack import FaultStack, service_stack, stack_settings

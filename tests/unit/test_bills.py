@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -30,18 +31,34 @@ def figures(bill: BillDraft) -> list[tuple[str, str]]:
     return [(line.kind, str(line.amount)) for line in bill.lines]
 
 
+def cycle_bill(tier: Tier, **changes: object) -> BillDraft:
+    """`build_cycle_bill` of 2026-11, for a customer subscribed long ago, no tax, no usage,
+    at the default prices: each test passes what it is about."""
+    args: dict[str, Any] = {
+        "catalog": DEFAULT_CATALOG,
+        "period": "2026-11",
+        "tier": tier,
+        "tax_rate": Decimal(0),
+        "usage": [],
+        "started_at": LONG_AGO,
+    }
+    return build_cycle_bill(**(args | changes))
+
+
+def upgrade_bill(from_tier: Tier, to_tier: Tier, at: datetime, **changes: object) -> BillDraft:
+    """`build_upgrade_bill` at the default prices, no tax unless the test passes one."""
+    args: dict[str, Any] = {"catalog": DEFAULT_CATALOG, "tax_rate": Decimal(0)}
+    return build_upgrade_bill(from_tier=from_tier, to_tier=to_tier, at=at, **(args | changes))
+
+
 def test_enterprise_sanity_figure():
-    bill = build_cycle_bill(
-        catalog=DEFAULT_CATALOG,
-        period="2026-11",
-        tier=Tier.ENTERPRISE,
-        tax_rate=Decimal("0"),
+    bill = cycle_bill(
+        Tier.ENTERPRISE,
         usage=[
             usage(UsageKind.API_CALL, "0.001", 50_000),
             usage(UsageKind.LLM_TOKENS, "0.00002", 2_000_000),
             usage(UsageKind.AGENT_EXECUTION, "0.01", 1_000),
         ],
-        started_at=LONG_AGO,
     )
     assert figures(bill) == [
         ("base_fee", "500.00"),
@@ -61,13 +78,10 @@ def test_enterprise_sanity_figure():
 
 def test_tax_is_rounded_once_on_the_rounded_subtotal():
     # Lines 0.004 + 0.004 would be 0.008 -> 0.01 if summed before rounding; each rounds to 0.00.
-    bill = build_cycle_bill(
-        catalog=DEFAULT_CATALOG,
-        period="2026-11",
-        tier=Tier.STARTER,
+    bill = cycle_bill(
+        Tier.STARTER,
         tax_rate=Decimal("0.0825"),
         usage=[usage(UsageKind.API_CALL, "0.001", 4), usage(UsageKind.AGENT_EXECUTION, "0.001", 4)],
-        started_at=LONG_AGO,
     )
     assert figures(bill) == [
         ("base_fee", "10.00"),
@@ -79,13 +93,8 @@ def test_tax_is_rounded_once_on_the_rounded_subtotal():
 
 
 def test_first_period_is_prorated_from_started_at():
-    bill = build_cycle_bill(
-        catalog=DEFAULT_CATALOG,
-        period="2026-11",
-        tier=Tier.STARTER,
-        tax_rate=Decimal("0.0825"),
-        usage=[],
-        started_at=datetime(2026, 11, 15, tzinfo=UTC),
+    bill = cycle_bill(
+        Tier.STARTER, tax_rate=Decimal("0.0825"), started_at=datetime(2026, 11, 15, tzinfo=UTC)
     )
     (base,) = bill.lines
     assert base.description == "Starter plan, 2026-11, from 2026-11-15 (16 of 30 days)"
@@ -98,14 +107,7 @@ def test_first_period_is_prorated_from_started_at():
 
 
 def test_started_exactly_at_the_period_start_pays_the_full_fee():
-    bill = build_cycle_bill(
-        catalog=DEFAULT_CATALOG,
-        period="2026-11",
-        tier=Tier.PROFESSIONAL,
-        tax_rate=Decimal(0),
-        usage=[],
-        started_at=datetime(2026, 11, 1, tzinfo=UTC),
-    )
+    bill = cycle_bill(Tier.PROFESSIONAL, started_at=datetime(2026, 11, 1, tzinfo=UTC))
     (base,) = bill.lines
     assert (base.description, str(base.quantity), str(base.amount)) == (
         "Professional plan, 2026-11",
@@ -116,28 +118,18 @@ def test_started_exactly_at_the_period_start_pays_the_full_fee():
 
 def test_period_before_the_subscription_is_refused():
     with pytest.raises(InvalidInput, match="before the subscription started"):
-        build_cycle_bill(
-            catalog=DEFAULT_CATALOG,
-            period="2026-10",
-            tier=Tier.STARTER,
-            tax_rate=Decimal(0),
-            usage=[],
-            started_at=datetime(2026, 11, 1, tzinfo=UTC),
-        )
+        cycle_bill(Tier.STARTER, period="2026-10", started_at=datetime(2026, 11, 1, tzinfo=UTC))
 
 
 def test_free_and_paid_groups_after_a_mid_month_upgrade():
-    bill = build_cycle_bill(
-        catalog=DEFAULT_CATALOG,
-        period="2026-11",
-        tier=Tier.FREE,
+    bill = cycle_bill(
+        Tier.FREE,
         tax_rate=Decimal("0.1"),
         usage=[
             usage(UsageKind.API_CALL, "0.001", 1_500),
             usage(UsageKind.API_CALL, "0", 1_000),
             usage(UsageKind.API_CALL, "0.001", 500),  # same group again: merged, rounded once
         ],
-        started_at=LONG_AGO,
     )
     assert figures(bill) == [("base_fee", "0.00"), ("api_call", "0.00"), ("api_call", "2.00")]
     assert bill.lines[1].description == "API calls, not charged"
@@ -146,13 +138,9 @@ def test_free_and_paid_groups_after_a_mid_month_upgrade():
 
 
 def test_enterprise_discount_is_its_own_line():
-    bill = build_cycle_bill(
-        catalog=DEFAULT_CATALOG,
-        period="2026-11",
-        tier=Tier.ENTERPRISE,
-        tax_rate=Decimal(0),
+    bill = cycle_bill(
+        Tier.ENTERPRISE,
         usage=[usage(UsageKind.API_CALL, "0.0005", 33_333)],  # 16.6665 -> 16.67
-        started_at=LONG_AGO,
         overrides=ContractOverrides(usage_discount=Decimal("0.15")),
     )
     # 16.67 * 0.15 = 2.5005 -> 2.50
@@ -163,10 +151,8 @@ def test_enterprise_discount_is_its_own_line():
 
 def test_discount_never_makes_a_bill_negative():
     full = ContractOverrides(usage_discount=Decimal(1))
-    bill = build_cycle_bill(
-        catalog=DEFAULT_CATALOG,
-        period="2026-11",
-        tier=Tier.ENTERPRISE,
+    bill = cycle_bill(
+        Tier.ENTERPRISE,
         tax_rate=Decimal("0.2"),
         usage=[usage(UsageKind.LLM_TOKENS, "0.00002", 12_345)],
         started_at=datetime(2026, 11, 30, 23, 59, 59, tzinfo=UTC),
@@ -178,13 +164,9 @@ def test_discount_never_makes_a_bill_negative():
 
 
 def test_discount_is_enterprise_only():
-    bill = build_cycle_bill(
-        catalog=DEFAULT_CATALOG,
-        period="2026-11",
-        tier=Tier.PROFESSIONAL,
-        tax_rate=Decimal(0),
+    bill = cycle_bill(
+        Tier.PROFESSIONAL,
         usage=[usage(UsageKind.API_CALL, "0.001", 1_000)],
-        started_at=LONG_AGO,
         overrides=ContractOverrides(usage_discount=Decimal("0.5")),
     )
     assert "discount" not in [line.kind for line in bill.lines]
@@ -203,13 +185,11 @@ def test_jpy_rounds_to_whole_yen():
             UsageKind.AGENT_EXECUTION: Decimal("1.5"),
         },
     )
-    bill = build_cycle_bill(
+    bill = cycle_bill(
+        Tier.STARTER,
         catalog=yen,
-        period="2026-11",
-        tier=Tier.STARTER,
         tax_rate=Decimal("0.1"),
         usage=[usage(UsageKind.AGENT_EXECUTION, "1.5", 3)],  # 4.5 -> 5
-        started_at=LONG_AGO,
     )
     assert figures(bill) == [("base_fee", "1500"), ("agent_execution", "5")]
     assert (str(bill.subtotal), str(bill.tax), str(bill.total)) == ("1505", "151", "1656")
@@ -218,23 +198,12 @@ def test_jpy_rounds_to_whole_yen():
 @pytest.mark.parametrize("rate", ["-0.01", "1", "NaN"])
 def test_tax_rate_must_be_a_fraction(rate):
     with pytest.raises(InvalidInput, match="tax rate"):
-        build_cycle_bill(
-            catalog=DEFAULT_CATALOG,
-            period="2026-11",
-            tier=Tier.FREE,
-            tax_rate=Decimal(rate),
-            usage=[],
-            started_at=LONG_AGO,
-        )
+        cycle_bill(Tier.FREE, tax_rate=Decimal(rate))
 
 
 def test_upgrade_bill_prorates_the_fee_difference():
-    bill = build_upgrade_bill(
-        catalog=DEFAULT_CATALOG,
-        from_tier=Tier.FREE,
-        to_tier=Tier.STARTER,
-        at=datetime(2026, 11, 15, tzinfo=UTC),
-        tax_rate=Decimal("0.0825"),
+    bill = upgrade_bill(
+        Tier.FREE, Tier.STARTER, datetime(2026, 11, 15, tzinfo=UTC), tax_rate=Decimal("0.0825")
     )
     (line,) = bill.lines
     assert (bill.period, bill.tier) == ("2026-11", Tier.STARTER)
@@ -249,11 +218,10 @@ def test_upgrade_bill_prorates_the_fee_difference():
 
 
 def test_upgrade_at_the_last_moment_is_a_zero_bill():
-    bill = build_upgrade_bill(
-        catalog=DEFAULT_CATALOG,
-        from_tier=Tier.STARTER,
-        to_tier=Tier.ENTERPRISE,
-        at=datetime(2026, 12, 1, tzinfo=UTC) - MICRO,
+    bill = upgrade_bill(
+        Tier.STARTER,
+        Tier.ENTERPRISE,
+        datetime(2026, 12, 1, tzinfo=UTC) - MICRO,
         tax_rate=Decimal("0.2"),
     )
     assert figures(bill) == [("proration", "0.00")]
@@ -265,9 +233,7 @@ def test_upgrade_at_the_last_moment_is_a_zero_bill():
 )
 def test_downgrades_and_same_tier_have_no_bill(low, high):
     with pytest.raises(InvalidInput, match="not an upgrade"):
-        build_upgrade_bill(
-            catalog=DEFAULT_CATALOG, from_tier=low, to_tier=high, at=LONG_AGO, tax_rate=Decimal(0)
-        )
+        upgrade_bill(low, high, LONG_AGO)
 
 
 def test_draft_refuses_figures_that_do_not_add_up():

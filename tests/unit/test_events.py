@@ -31,7 +31,7 @@ from billing.outbound import (
     redelivery_id,
     refused_addresses,
 )
-from billing.settings import Settings
+from config.settings import Settings
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 

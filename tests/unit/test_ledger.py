@@ -18,6 +18,8 @@ from billing.ledger import (
     can_charge,
     can_void,
     can_write_off,
+    state_from_totals,
+    write_off_reversal,
 )
 
 
@@ -73,6 +75,62 @@ def test_examples():
     assert recovered.status is BillStatus.PAID
     void = bill_state(total, [issued, entry(EntryKind.VOIDED, "590.00")])
     assert (void.status, str(void.amount_due)) == (BillStatus.VOID, "0.00")
+
+
+def ten(*entries: LedgerEntry) -> BillState:
+    return bill_state(Decimal("10.00"), [entry(EntryKind.ISSUED, "10.00"), *entries])
+
+
+@pytest.mark.parametrize(
+    ("state", "status", "void", "charge", "write_off"),
+    [
+        pytest.param(ten(), BillStatus.PENDING, True, True, True, id="nothing paid yet"),
+        pytest.param(
+            ten(entry(EntryKind.CAPTURED, "4.00")),
+            BillStatus.PENDING, False, True, True, id="partly paid",
+        ),
+        pytest.param(
+            ten(entry(EntryKind.CAPTURED, "10.00")),
+            BillStatus.PAID, False, False, False, id="paid",
+        ),
+        pytest.param(
+            ten(entry(EntryKind.CAPTURED, "10.00"), entry(EntryKind.REFUNDED, "10.00")),
+            BillStatus.PAID, False, False, False, id="paid, then refunded in full",
+        ),
+        pytest.param(
+            ten(entry(EntryKind.CAPTURED, "10.00"), entry(EntryKind.CAPTURED, "10.00")),
+            BillStatus.PAID, False, False, False, id="paid twice",
+        ),
+        pytest.param(
+            ten(entry(EntryKind.WRITTEN_OFF, "10.00")),
+            BillStatus.UNCOLLECTIBLE, True, True, False, id="written off, nothing paid",
+        ),
+        pytest.param(
+            ten(entry(EntryKind.CAPTURED, "4.00"), entry(EntryKind.WRITTEN_OFF, "6.00")),
+            BillStatus.UNCOLLECTIBLE, False, True, False, id="partly paid, the rest written off",
+        ),
+        pytest.param(
+            ten(entry(EntryKind.WRITTEN_OFF, "10.00"), entry(EntryKind.CAPTURED, "10.00"),
+                entry(EntryKind.WRITE_OFF_REVERSED, "10.00")),
+            BillStatus.PAID, False, False, False, id="written off, then paid late",
+        ),
+        pytest.param(
+            ten(entry(EntryKind.VOIDED, "0.00")),
+            BillStatus.VOID, False, False, False, id="void",
+        ),
+        pytest.param(
+            ten(entry(EntryKind.VOIDED, "0.00"), entry(EntryKind.CAPTURED, "10.00")),
+            BillStatus.VOID, False, False, False, id="void, then paid (all excess)",
+        ),
+        pytest.param(
+            bill_state(Decimal("0.00"), [entry(EntryKind.ISSUED, "0.00")]),
+            BillStatus.PAID, False, False, False, id="0.00, paid when issued",
+        ),
+    ],
+)  # fmt: skip
+def test_what_may_happen(state, status, void, charge, write_off):
+    assert state.status is status
+    assert (can_void(state), can_charge(state), can_write_off(state)) == (void, charge, write_off)
 
 
 def test_zero_bill_is_paid_at_once():
@@ -156,14 +214,15 @@ def test_every_short_ledger(total):
         assert state == expected, ledger
         # Order never matters: the ledger is a multiset of movements.
         assert bill_state(total, reversed(ledger)) == state
-        assert can_void(state) == (
-            state.status in (BillStatus.PENDING, BillStatus.UNCOLLECTIBLE)
-            and state.amount_paid == 0
-        )
-        assert can_charge(state) == (
-            state.status in (BillStatus.PENDING, BillStatus.UNCOLLECTIBLE) and state.amount_due > 0
-        )
-        assert can_write_off(state) == (state.status is BillStatus.PENDING and state.amount_due > 0)
+        # What the rules promise on every ledger (their cases are in test_what_may_happen).
+        if can_void(state):
+            assert state.amount_paid == 0
+            assert state.status is not BillStatus.VOID
+        if can_charge(state) or can_write_off(state):
+            assert state.amount_due > 0
+        if can_write_off(state):
+            assert can_charge(state)
+            assert state.status is BillStatus.PENDING
         outcomes[state.status] = outcomes.get(state.status, 0) + 1
     # Every outcome is reached, so the table above is really exercised.
     reachable = {None, BillStatus.PAID, BillStatus.VOID} | (
@@ -243,3 +302,40 @@ def test_a_late_payment_reverses_the_write_off():
     ]
     state = bill_state(Decimal("10.00"), late)
     assert (state.status, state.written_off) == (BillStatus.PAID, Decimal("0.00"))
+
+
+def test_sums_by_kind_fold_as_their_entries_do():
+    """The revenue report folds per-kind sums from SQL: a kind present is an entry of it."""
+    entries = [
+        entry(EntryKind.CAPTURED, "4.00"),
+        entry(EntryKind.CAPTURED, "6.00"),
+        entry(EntryKind.REFUNDED, "1.00"),
+        entry(EntryKind.WRITTEN_OFF, "10.00"),
+        entry(EntryKind.WRITE_OFF_REVERSED, "10.00"),
+    ]
+    sums = {
+        EntryKind.CAPTURED: Decimal("10.00"),
+        EntryKind.REFUNDED: Decimal("1.00"),
+        EntryKind.WRITTEN_OFF: Decimal("10.00"),
+        EntryKind.WRITE_OFF_REVERSED: Decimal("10.00"),
+    }
+    total = Decimal("10.00")
+    assert state_from_totals(total, sums) == bill_state(total, entries)
+    # A void carries no amount: its presence is what counts.
+    voided = state_from_totals(total, {EntryKind.VOIDED: Decimal(0)})
+    assert (voided.status, voided.amount_due) == (BillStatus.VOID, Decimal("0.00"))
+    assert state_from_totals(total, {}).status is BillStatus.PENDING
+    with pytest.raises(ValueError, match=">= 0"):
+        state_from_totals(total, {EntryKind.CAPTURED: Decimal("-1.00")})
+
+
+def test_a_late_payment_reverses_as_much_write_off_as_it_covers():
+    written_off = [entry(EntryKind.ISSUED, "10.00"), entry(EntryKind.WRITTEN_OFF, "10.00")]
+    partly = bill_state(Decimal("10.00"), [*written_off, entry(EntryKind.CAPTURED, "4.00")])
+    assert write_off_reversal(partly, Decimal("4.00")) == Decimal("4.00")
+    more = bill_state(
+        Decimal("10.00"),
+        [entry(EntryKind.ISSUED, "10.00"), entry(EntryKind.CAPTURED, "4.00"),
+         entry(EntryKind.WRITTEN_OFF, "6.00"), entry(EntryKind.CAPTURED, "10.00")],
+    )  # fmt: skip
+    assert write_off_reversal(more, Decimal("10.00")) == Decimal("6.00")

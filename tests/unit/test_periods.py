@@ -10,15 +10,20 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from billing.errors import InvalidInput
+from billing.errors import Conflict, InvalidInput
 from billing.periods import (
     next_period,
     parse_period,
     period_bounds,
     period_of,
+    period_range,
     previous_period,
     remaining_days,
     remaining_fraction,
+    require_ended,
+    require_subscribed,
+    shift_period,
+    subscribed_during,
 )
 
 
@@ -111,3 +116,59 @@ def test_remaining_fraction_is_exact_and_clamped(at):
     assert abs(Fraction(fraction) - exact) < Fraction(1, 10**26)
     assert remaining_fraction(previous_period(period), at) == 0
     assert remaining_fraction(next_period(period), at) == 1
+
+
+@pytest.mark.parametrize(
+    ("period", "months", "shifted"),
+    [("2026-11", 0, "2026-11"), ("2026-11", 2, "2027-01"), ("2026-01", -1, "2025-12"),
+     ("2026-06", -17, "2025-01"), ("2000-01", 11, "2000-12")],
+)  # fmt: skip
+def test_shift_period(period, months, shifted):
+    assert shift_period(period, months) == shifted
+
+
+@given(st.integers(2001, 2998), st.integers(1, 12), st.integers(-12, 12))
+def test_shift_period_steps_like_next_and_previous(year, month, months):
+    period = f"{year:04d}-{month:02d}"
+    stepped = period
+    for _ in range(abs(months)):
+        stepped = next_period(stepped) if months > 0 else previous_period(stepped)
+    assert shift_period(period, months) == stepped
+
+
+def test_period_range():
+    assert period_range("2025-11", "2026-02", most=36) == [
+        "2025-11",
+        "2025-12",
+        "2026-01",
+        "2026-02",
+    ]
+    assert period_range("2026-02", "2026-02", most=1) == ["2026-02"]
+    assert len(period_range("2024-01", "2026-12", most=36)) == 36
+    with pytest.raises(InvalidInput, match="from 2026-03 is after to 2026-02"):
+        period_range("2026-03", "2026-02", most=36)
+    with pytest.raises(InvalidInput, match="at most 36 months"):
+        period_range("2020-01", "2026-01", most=36)
+    with pytest.raises(InvalidInput, match="not YYYY-MM"):
+        period_range("2026-1", "2026-02", most=36)
+
+
+def test_a_period_is_billed_once_it_has_ended():
+    end = datetime(2026, 12, 1, tzinfo=UTC)
+    require_ended("2026-11", end)  # from its last microsecond on
+    with pytest.raises(
+        Conflict, match="2026-11 has not ended yet; it can be billed from 2026-12-01"
+    ):
+        require_ended("2026-11", end - timedelta(microseconds=1))
+
+
+def test_a_period_is_owed_by_a_subscription_that_began_before_its_end():
+    end = datetime(2026, 12, 1, tzinfo=UTC)
+    assert subscribed_during("2026-11", end - timedelta(microseconds=1))
+    assert subscribed_during("2026-11", datetime(2020, 1, 1, tzinfo=UTC))
+    assert not subscribed_during("2026-11", end)
+    require_subscribed("cus_1", "2026-11", datetime(2026, 11, 30, tzinfo=UTC))
+    with pytest.raises(Conflict, match="cus_1's subscription began after 2026-11"):
+        require_subscribed("cus_1", "2026-11", end)
+    with pytest.raises(InvalidInput, match="no timezone"):
+        subscribed_during("2026-11", datetime(2026, 11, 1))  # noqa: DTZ001 - the point

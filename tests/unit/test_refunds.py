@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from billing.errors import RefundRefused
-from billing.refunds import refund_amount
+from billing.errors import InvalidInput, RefundRefused
+from billing.ledger import EntryKind, LedgerEntry, bill_state
+from billing.refunds import check_refund_request, refund_amount
 
 
 def grant(
@@ -101,3 +102,32 @@ def test_granted_refunds_never_exceed_paid(paid_cents, requests, fail_every):
             if i % fail_every:
                 refunded += done
     assert refunded + sum(in_flight) <= paid
+
+
+def paid_bill(captured: str, refunded: str = "0.00"):
+    entries = [LedgerEntry(kind=EntryKind.CAPTURED, amount=Decimal(captured))]
+    if Decimal(refunded):
+        entries.append(LedgerEntry(kind=EntryKind.REFUNDED, amount=Decimal(refunded)))
+    return bill_state(Decimal("10.00"), entries)
+
+
+def test_a_request_is_checked_against_the_bill_before_a_saga_starts():
+    state = paid_bill("10.00", refunded="4.00")
+    assert check_refund_request(None, state, "USD") is None  # all that is refundable
+    assert str(check_refund_request(Decimal("6"), state, "USD")) == "6.00"
+    with pytest.raises(RefundRefused, match="above the 6.00 still refundable"):
+        check_refund_request(Decimal("7.00"), state, "USD")
+    with pytest.raises(RefundRefused, match="nothing is left to refund"):
+        check_refund_request(None, paid_bill("10.00", refunded="10.00"), "USD")
+    with pytest.raises(RefundRefused, match="nothing was paid"):
+        check_refund_request(Decimal("1.00"), paid_bill("0.00"), "USD")
+
+
+@pytest.mark.parametrize(
+    ("amount", "message"),
+    [("0.00", "amount: must be above zero"), ("-1.00", "amount: amount -1.00 is negative"),
+     ("1.001", "amount: amount 1.001 has more than 2 decimals"), ("NaN", "amount: amount NaN")],
+)  # fmt: skip
+def test_a_malformed_amount_is_bad_input_not_a_refusal(amount, message):
+    with pytest.raises(InvalidInput, match=message):
+        check_refund_request(Decimal(amount), paid_bill("10.00"), "USD")

@@ -13,7 +13,7 @@ from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.testing import WorkflowEnvironment
 
-from worker import DATA_CONVERTER
+from tests.converter import DATA_CONVERTER
 from workflows.search_attributes import ALL
 
 

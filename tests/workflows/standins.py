@@ -28,45 +28,49 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from activities.collect import RECORDED
-from activities.subscriptions import SubscriptionActivities
-from billing.messages import (
-    AttemptChargeInput,
-    AttemptOutcome,
-    BillKey,
-    BillRef,
-    CaptureRecorded,
+from activities.collect_messages import ChargeAndRecordInput, ChargeRecorded, CycleOpened
+from activities.config_messages import ChargePolicy
+from activities.customers_messages import (
     ChangeTierInput,
     ChangeTierResult,
-    ChargeAndRecordInput,
-    ChargePolicy,
-    ChargeRecorded,
-    CompleteRefundInput,
     CustomerKey,
     CustomerPage,
     CustomerSnapshot,
-    CycleOpened,
     DunningExhaustedInput,
+    ListCustomersInput,
+    TierToRestore,
+)
+from activities.gateway_messages import (
+    AttemptChargeInput,
+    AttemptOutcome,
     GatewayReference,
     GatewayRefundInput,
     GatewayRefundOutcome,
+    RefundLookup,
+    ResolveChargeInput,
+    Settlement,
+)
+from activities.ledger_messages import (
+    BillKey,
+    BillRef,
+    CaptureRecorded,
     IssueCycleBillInput,
     IssueCycleBillResult,
     IssueUpgradeBillInput,
-    ListCustomersInput,
     PaymentReceivedInput,
     RecordAttemptInput,
-    RefundKey,
-    RefundLookup,
-    RefundReservation,
-    ReserveRefundInput,
-    ResolveChargeInput,
     SagaNote,
-    Settlement,
-    TierToRestore,
-    TurnRequest,
     VoidBillInput,
     WriteOffInput,
 )
+from activities.refunds_messages import (
+    CompleteRefundInput,
+    RefundKey,
+    RefundReservation,
+    ReserveRefundInput,
+)
+from activities.subscriptions import SubscriptionActivities
+from activities.subscriptions_messages import TurnRequest
 from billing.workflow_ids import subscription_id
 from worker import WORKFLOWS
 from workflows.subscription import SubscriptionWorkflow

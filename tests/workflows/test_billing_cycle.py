@@ -19,15 +19,11 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from billing.messages import (
-    AttemptChargeInput,
-    BillingCycleInput,
-    BillingCycleResult,
-    ChargeResult,
-    Settlement,
-)
+from activities.gateway_messages import AttemptChargeInput, Settlement
 from workflows.billing_cycle import BillingCycleWorkflow
+from workflows.billing_cycle_messages import BillingCycleInput, BillingCycleResult
 from workflows.charge import ChargeWorkflow
+from workflows.charge_messages import ChargeResult
 
 from .standins import Books, found, lost, outcome, workflow_worker
 from .test_charge import DAY, until_step

@@ -12,8 +12,9 @@ from datetime import timedelta
 
 from temporalio.api.enums.v1 import EventType
 
-from billing.messages import AttemptChargeInput, BillingRunInput
+from activities.gateway_messages import AttemptChargeInput
 from workflows.billing_run import BillingRunWorkflow
+from workflows.billing_run_messages import BillingRunInput
 
 from .standins import Books, outcome, workflow_worker
 

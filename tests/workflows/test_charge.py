@@ -12,8 +12,10 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from billing.messages import AttemptChargeInput, ChargeInput, RetryNow, SagaStatus, Settlement
+from activities.gateway_messages import AttemptChargeInput, Settlement
 from workflows.charge import ChargeWorkflow
+from workflows.charge_messages import ChargeInput, RetryNow
+from workflows.status import SagaStatus
 
 from .standins import Books, lost, outcome, workflow_worker
 

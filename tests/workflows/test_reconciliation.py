@@ -13,7 +13,7 @@ from temporalio import activity, workflow
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
-from billing.messages import PaymentReceivedInput, PaymentReceivedResult
+from activities.ledger_messages import PaymentReceivedInput
 from billing.payments import GatewayTransaction, TransactionPage
 from billing.reconciliation import (
     Fixed,
@@ -27,6 +27,7 @@ from billing.reconciliation import (
     ReportSave,
     plan_page,
 )
+from workflows.payment_received_messages import PaymentReceivedResult
 from workflows.reconciliation import PAGES_PER_RUN, ReconciliationWorkflow
 
 AT = datetime(2026, 5, 2, tzinfo=UTC)

@@ -24,22 +24,20 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.subscriptions import SubscriptionActivities
-from billing.messages import (
-    BillRef,
+from activities.customers_messages import (
     ChangeTierInput,
     ChangeTierResult,
     CustomerKey,
     CustomerSnapshot,
-    IssueUpgradeBillInput,
-    SagaNote,
-    UpgradeInput,
 )
+from activities.ledger_messages import BillRef, IssueUpgradeBillInput, SagaNote
+from activities.subscriptions import SubscriptionActivities
 from billing.periods import next_period, period_bounds, period_of
-from worker import DATA_CONVERTER
+from tests.converter import DATA_CONVERTER
 from workflows.search_attributes import ALL
 from workflows.subscription import SubscriptionWorkflow
 from workflows.upgrade import UpgradeWorkflow
+from workflows.upgrade_messages import UpgradeInput
 
 # The tier change takes this long (real time, no skipping while an activity runs): a
 # second `now()` after it would be this much later, across the month's end.

@@ -19,15 +19,11 @@ from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from billing.messages import (
-    AttemptChargeInput,
-    GatewayRefundInput,
-    GatewayRefundOutcome,
-    RefundInput,
-    RetryNow,
-)
+from activities.gateway_messages import AttemptChargeInput, GatewayRefundInput, GatewayRefundOutcome
 from workflows.charge import ChargeWorkflow
+from workflows.charge_messages import RetryNow
 from workflows.refund import RefundWorkflow
+from workflows.refund_messages import RefundInput
 
 from .standins import Books, found, lost, outcome, workflow_worker
 from .test_charge import DAY, start, until_step

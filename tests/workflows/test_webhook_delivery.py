@@ -28,7 +28,7 @@ from billing.outbound import (
     ExhaustedInput,
     attempt_queue,
 )
-from billing.settings import Settings
+from config.settings import Settings
 from workflows.search_attributes import WEBHOOK_ENDPOINT_ID
 from workflows.webhook_delivery import WebhookDeliveryWorkflow
 

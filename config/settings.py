@@ -17,6 +17,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from billing.durations import parse_duration, parse_schedule
 
+# What dunning does to the customer of a bill it could not collect.
+DunningExhaustedAction = Literal["downgrade", "suspend"]
+
 DEV_API_KEY = "sk_dev_billing_local_only"
 DEV_WEBHOOK_SECRET = "whsec_dev_local_only"
 # base64 of 32 bytes: AES-256-GCM for workflow payloads. Known to everyone, so dev only.
@@ -62,7 +65,7 @@ class Settings(BaseSettings):
     default_tax_rate: Decimal = Decimal("0")
     dunning_schedule: str = "1d,3d,7d"
     bank_transfer_deadline: str = "3d"
-    dunning_exhausted_action: Literal["downgrade", "suspend"] = "downgrade"
+    dunning_exhausted_action: DunningExhaustedAction = "downgrade"
     billing_run_concurrency: int = Field(default=20, ge=1, le=1000)
     billing_run_page_size: int = Field(default=500, ge=1, le=10_000)
 
