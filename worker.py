@@ -68,7 +68,9 @@ def build_worker(
     """The worker with every saga; tests build it with their own task queue."""
     ledger = LedgerActivities(pool, DEFAULT_CATALOG)
     customers = CustomerActivities(pool)
-    payments = GatewayActivities(pool, gateway)
+    # A claim's lease: the charge activity's retry budget and one more call's timeout.
+    lease = settings.gateway_retry_budget_delta + settings.gateway_timeout_delta
+    payments = GatewayActivities(pool, gateway, claim_lease=lease)
     config = ConfigActivities(settings)
     refunds = RefundActivities(pool)
     turns = SubscriptionActivities(client, task_queue or settings.task_queue)
