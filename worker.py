@@ -9,6 +9,7 @@ import asyncpg
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.collect import CollectActivities
 from activities.config import ConfigActivities
 from activities.customers import CustomerActivities
 from activities.gateway import GatewayActivities
@@ -67,18 +68,23 @@ def build_worker(
     """The worker with every saga; tests build it with their own task queue."""
     ledger = LedgerActivities(pool, DEFAULT_CATALOG)
     customers = CustomerActivities(pool)
-    payments = GatewayActivities(pool, gateway)
+    # A claim's lease: the charge activity's retry budget and one more call's timeout.
+    lease = settings.gateway_retry_budget_delta + settings.gateway_timeout_delta
+    payments = GatewayActivities(pool, gateway, claim_lease=lease)
     config = ConfigActivities(settings)
     refunds = RefundActivities(pool)
     turns = SubscriptionActivities(client, task_queue or settings.task_queue)
     reconciliation = ReconciliationActivities(pool, gateway)
     outbox = OutboxActivities(pool, client, task_queue or settings.task_queue, settings)
+    collect = CollectActivities(ledger, payments, settings)
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
         workflows=WORKFLOWS,
         activities=[
             config.charge_policy,
+            collect.open_cycle,
+            collect.charge_and_record,
             customers.get_customer,
             customers.change_tier,
             customers.dunning_exhausted,

@@ -8,6 +8,18 @@ from activities.config_messages import ChargePolicy
 from config.settings import Settings
 
 
+def charge_policy_of(settings: Settings) -> ChargePolicy:
+    """The settings a saga fixes in its history; `charge_policy` and `open_cycle` return it."""
+    return ChargePolicy(
+        dunning_delays=settings.dunning_delays,
+        bank_transfer_deadline=settings.bank_transfer_deadline_delta,
+        dunning_exhausted_action=settings.dunning_exhausted_action,
+        billing_run_concurrency=settings.billing_run_concurrency,
+        billing_run_page_size=settings.billing_run_page_size,
+        gateway_retry_budget=settings.gateway_retry_budget_delta,
+    )
+
+
 class ConfigActivities:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -15,12 +27,4 @@ class ConfigActivities:
     @activity.defn
     async def charge_policy(self) -> ChargePolicy:
         """Workflows cannot read the environment (determinism); they ask once, here."""
-        s = self.settings
-        return ChargePolicy(
-            dunning_delays=s.dunning_delays,
-            bank_transfer_deadline=s.bank_transfer_deadline_delta,
-            dunning_exhausted_action=s.dunning_exhausted_action,
-            billing_run_concurrency=s.billing_run_concurrency,
-            billing_run_page_size=s.billing_run_page_size,
-            gateway_retry_budget=s.gateway_retry_budget_delta,
-        )
+        return charge_policy_of(self.settings)

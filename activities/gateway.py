@@ -8,6 +8,7 @@ the first result. When the answers stay lost, the saga stops asking and looks th
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 import asyncpg
@@ -42,6 +43,7 @@ GATEWAY_REFUSED = "GatewayRefused"  # in workflows.options.NON_RETRYABLE_ERROR_T
 GATEWAY_UNAVAILABLE = "GatewayUnavailable"  # retried under the activity's policy
 CHARGE_IN_FLIGHT = "ChargeInFlight"  # another attempt holds the bill's claim
 CLAIM_RACE = "ClaimRace"  # retried: the next try sees the other claim
+CLAIM_STILL_OPEN = "ClaimStillOpen"  # retried: its claimant may still reach the gateway
 
 
 def with_gateway_answer(base: AttemptOutcome, result: ChargeOutcome) -> AttemptOutcome:
@@ -60,9 +62,12 @@ def with_gateway_answer(base: AttemptOutcome, result: ChargeOutcome) -> AttemptO
 
 
 class GatewayActivities:
-    def __init__(self, pool: asyncpg.Pool, gateway: PaymentGateway) -> None:
+    def __init__(self, pool: asyncpg.Pool, gateway: PaymentGateway, claim_lease: timedelta) -> None:
+        """`claim_lease`: how long after its claim an attempt may still reach the gateway
+        under its key (the charge activity's retry budget plus one call's timeout)."""
         self.pool = pool
         self.gateway = gateway
+        self.claim_lease = claim_lease
 
     @activity.defn
     async def charge(self, req: AttemptChargeInput) -> AttemptOutcome:
@@ -175,6 +180,15 @@ class GatewayActivities:
         activity.logger.info(
             "looked up charge key=%s: %s", req.idempotency_key, found.status if found else "none"
         )
+        if found is None and claim is not None and claim["age"] < self.claim_lease:
+            # Nothing under the key is definite only once the claimant can no longer send
+            # it: until its lease ends, its call may still land (a pay-now resolving the
+            # billing cycle's own attempt while that call is on its way).
+            raise ApplicationError(
+                f"{req.idempotency_key} was claimed {claim['age']} ago; its call may still "
+                f"reach the gateway for {self.claim_lease - claim['age']}",
+                type=CLAIM_STILL_OPEN,
+            )
         return base if found is None else with_gateway_answer(base, found)
 
     @activity.defn

@@ -79,7 +79,9 @@ INSERT INTO charge_attempts (idempotency_key, bill_id, status, method, payment_m
 VALUES ($1::text, $2::text, 'pending', $3::text, $4::text, $5::numeric)"""
 
 ATTEMPT_BY_KEY = """
-SELECT bill_id, status, method, payment_method_id, amount, gateway_reference FROM charge_attempts
+SELECT bill_id, status, method, payment_method_id, amount, gateway_reference,
+       now() - at AS age
+FROM charge_attempts
 WHERE idempotency_key = $1::text"""
 
 BILL_ATTEMPTS = """

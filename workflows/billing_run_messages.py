@@ -18,3 +18,10 @@ class BillingRunResult(Message):
     period: str
     started: int
     skipped: int
+
+
+class CycleWaiting(Message):
+    """A cycle tells the billing run that started it that its bill now waits in a charge
+    saga (dunning, a transfer, a lost answer looked up): it gives back its slot."""
+
+    workflow_id: str

@@ -13,31 +13,23 @@ deadline stays open and is looked up until it settles. Only a definite failure c
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.config import ConfigActivities
     from activities.config_messages import ChargePolicy
     from activities.customers import CustomerActivities
     from activities.customers_messages import DunningExhaustedInput
-    from activities.gateway import GatewayActivities
-    from activities.gateway_messages import (
-        AttemptChargeInput,
-        AttemptOutcome,
-        GatewayReference,
-        ResolveChargeInput,
-        Settlement,
-    )
+    from activities.gateway_messages import Settlement
     from activities.ledger import LedgerActivities
-    from activities.ledger_messages import BillKey, BillRef, RecordAttemptInput, WriteOffInput
+    from activities.ledger_messages import BillKey, BillRef, WriteOffInput
     from billing.ledger import BillStatus
-    from billing.payments import DeclineKind
     from workflows.charge_messages import ChargeInput, ChargeResult, RetryNow
-    from workflows.follow_ups import after_payment, dunning_downgrade
-    from workflows.options import DB, GATEWAY, LOOKUP, gateway_options
+    from workflows.collecting import Collection
+    from workflows.follow_ups import dunning_downgrade
+    from workflows.options import DB
     from workflows.status import SagaWorkflow
 
 
@@ -45,11 +37,10 @@ with workflow.unsafe.imports_passed_through():
 # the Web UI says what is being collected and a bill paid or voided meanwhile is left
 # alone. Sagas started before it replay without it (see docs/workflows.md).
 READ_BILL_FIRST = "read-bill-first"
-# Issue 12, each at the point where the old code went another way:
-RESOLVE_UNKNOWN = "resolve-unknown-outcomes"  # a lost answer is looked up, never failed
-LOOK_UP_OVERDUE = "look-up-overdue-transfers"  # a late transfer stays open
-AWAIT_METHOD = "await-payment-method"  # no usable method: wait, record no attempt
-SERIALIZED_DOWNGRADE = "dunning-downgrade-through-the-subscription"
+SERIALIZED_DOWNGRADE = "dunning-downgrade-through-the-subscription"  # issue 12
+# Issue 15: the bill and the policy are short reads, so local activities (no task queue
+# round trip, no activity task events). The attempt/settle patches live in collecting.py.
+LOCAL_READS = "short-reads-as-local-activities"
 
 
 @workflow.defn
@@ -57,11 +48,8 @@ class ChargeWorkflow(SagaWorkflow):
     def __init__(self) -> None:
         super().__init__()
         self._retry_requested = False
-        self._settlements: dict[str, Settlement] = {}
-        self._attempts = 0
         self._requests: set[str] = set()
-        self._awaiting_method = False
-        self._next_try: datetime | None = None
+        self._bill = Collection(self._bill_step)
 
     @workflow.signal
     def retry_now(self, request: RetryNow) -> None:
@@ -75,210 +63,105 @@ class ChargeWorkflow(SagaWorkflow):
     @workflow.signal
     def settle(self, settlement: Settlement) -> None:
         """A bank transfer's outcome, from the gateway webhook."""
-        self._settlements[settlement.gateway_reference] = settlement
+        self._bill.settlements[settlement.gateway_reference] = settlement
 
     @workflow.query
     def requests(self) -> list[str]:
         """The pay-now request ids this saga took, so the API can answer a repeat."""
         return sorted(self._requests)
 
+    def _bill_step(self, step: str, details: str) -> None:
+        self._step(step, details, self._bill.bill_id or None)
+
     @workflow.run
     async def run(self, inp: ChargeInput) -> ChargeResult:
-        if workflow.patched(READ_BILL_FIRST):
+        self._begin(inp)
+        # A billing cycle that hands its bill over has just issued it: no need to read it.
+        if inp.handoff is None and workflow.patched(READ_BILL_FIRST):
             done = await self._read_bill_first(inp)
             if done is not None:
                 return done
         return await self._collect(inp)
 
+    def _begin(self, inp: ChargeInput) -> None:
+        attempts = inp.handoff.attempts if inp.handoff else 0
+        self._bill.start(inp.bill_id, inp.customer_id, workflow.info().workflow_id, attempts)
+
     async def _read_bill_first(self, inp: ChargeInput) -> ChargeResult | None:
-        bill = await workflow.execute_activity_method(
-            LedgerActivities.get_bill, BillKey(bill_id=inp.bill_id), **DB
-        )
+        key = BillKey(bill_id=inp.bill_id)
+        bill: BillRef
+        if workflow.patched(LOCAL_READS):
+            bill = await workflow.execute_local_activity_method(
+                LedgerActivities.get_bill, key, **DB
+            )
+        else:
+            bill = await workflow.execute_activity_method(LedgerActivities.get_bill, key, **DB)
         if bill.status in (BillStatus.PAID, BillStatus.VOID):
-            self._step("not_due", f"bill {inp.bill_id} is {bill.status}", inp.bill_id)
+            self._bill_step("not_due", f"bill {inp.bill_id} is {bill.status}")
             return ChargeResult(bill_id=inp.bill_id, outcome="not_due", attempts=0)
-        self._step("collecting", f"collecting {bill.amount_due} {bill.currency}", inp.bill_id)
+        self._bill_step("collecting", f"collecting {bill.amount_due} {bill.currency}")
         return None
 
+    async def _policy(self, inp: ChargeInput) -> ChargePolicy:
+        if inp.handoff is not None:
+            return inp.handoff.policy
+        if workflow.patched(LOCAL_READS):
+            return await workflow.execute_local_activity_method(
+                ConfigActivities.charge_policy, **DB
+            )
+        return await workflow.execute_activity_method(ConfigActivities.charge_policy, **DB)
+
     async def _collect(self, inp: ChargeInput) -> ChargeResult:
-        policy = await workflow.execute_activity_method(ConfigActivities.charge_policy, **DB)
+        policy = await self._policy(inp)
         delays = policy.dunning_delays if inp.dunning else []
-        excluded: list[str] = []
+        # What the cycle's own attempt came to: this saga goes on from there.
+        first = inp.handoff.first if inp.handoff else None
         for slot in range(len(delays) + 1):
             final = None
             if slot > 0:
-                final = await self._wait_for_next_try(inp, policy, delays[slot - 1], excluded)
+                final = await self._wait_for_next_try(policy, delays[slot - 1])
             if final is None:
-                self._next_try = workflow.now() + delays[slot] if slot < len(delays) else None
-                final = await self._attempt(inp, policy, excluded)
+                later = delays[slot] if slot < len(delays) else None
+                self._bill.next_try = workflow.now() + later if later is not None else None
+                if first is not None and inp.handoff is not None:
+                    final = await self._bill.take(policy, first, inp.handoff.bill)
+                    first = None
+                else:
+                    final = await self._bill.attempt(policy)
             if final is not None:
                 return final
         if not inp.dunning:
-            self._step("failed", "the charge failed; the caller compensates", inp.bill_id)
-            return ChargeResult(bill_id=inp.bill_id, outcome="failed", attempts=self._attempts)
+            self._bill_step("failed", "the charge failed; the caller compensates")
+            return self._bill.result("failed")
         return await self._exhausted(inp, policy)
 
     async def _wait_for_next_try(
-        self, inp: ChargeInput, policy: ChargePolicy, delay: timedelta, excluded: list[str]
+        self, policy: ChargePolicy, delay: timedelta
     ) -> ChargeResult | None:
         """Sleep until the next dunning slot; each retry_now on the way is an extra try."""
         deadline = workflow.now() + delay
-        self._next_try = deadline
+        self._bill.next_try = deadline
         while (remaining := deadline - workflow.now()) > timedelta(0):
-            if self._awaiting_method:
-                self._step(
+            if self._bill.awaiting_method:
+                self._bill_step(
                     "awaiting_payment_method",
                     f"no usable payment method; waiting for one until {deadline:%Y-%m-%d %H:%M}",
-                    inp.bill_id,
                 )
             else:
                 when = f"{deadline:%Y-%m-%d %H:%M} UTC"
-                self._step("dunning", f"payment failed; next try at {when}", inp.bill_id)
+                self._bill_step("dunning", f"payment failed; next try at {when}")
             try:
                 await workflow.wait_condition(lambda: self._retry_requested, timeout=remaining)
             except TimeoutError:
                 break
             self._retry_requested = False
-            final = await self._attempt(inp, policy, excluded)
+            final = await self._bill.attempt(policy)
             if final is not None:
                 return final
         return None
 
-    async def _attempt(
-        self, inp: ChargeInput, policy: ChargePolicy, excluded: list[str]
-    ) -> ChargeResult | None:
-        """One try; a ChargeResult when the saga is done, None to keep dunning."""
-        self._attempts += 1
-        n = self._attempts
-        # Workflow id (unique per request) + attempt number: a retried activity reuses the
-        # key, a new try does not.
-        key = f"{workflow.info().workflow_id}-attempt-{n}"
-        self._step("charging", f"charging bill {inp.bill_id}, attempt {n}", inp.bill_id)
-        try:
-            outcome = await workflow.execute_activity_method(
-                GatewayActivities.charge,
-                AttemptChargeInput(
-                    bill_id=inp.bill_id,
-                    idempotency_key=key,
-                    excluded_payment_methods=excluded,
-                    workflow_id=workflow.info().workflow_id,
-                ),
-                **gateway_options(policy.gateway_retry_budget),
-            )
-        except ActivityError as err:
-            if workflow.patched(RESOLVE_UNKNOWN):
-                outcome = await self._resolve(inp, key, "the gateway's answer was lost")
-            else:  # histories from before: a gateway that stayed away was a failed attempt
-                outcome = AttemptOutcome(
-                    status="failed", idempotency_key=key, method="unknown", message=str(err.cause)
-                )
-        if outcome.status == "in_flight":
-            # An earlier attempt's outcome is unknown: resolve it before anything else.
-            self._attempts -= 1
-            earlier = await self._resolve(inp, outcome.idempotency_key, "an earlier attempt")
-            return await self._settle(inp, policy, earlier, excluded) or await self._attempt(
-                inp, policy, excluded
-            )
-        if outcome.status == "not_due":
-            self._step("not_due", f"bill {inp.bill_id} owes nothing", inp.bill_id)
-            return ChargeResult(bill_id=inp.bill_id, outcome="not_due", attempts=n)
-        if outcome.status == "no_method" and workflow.patched(AWAIT_METHOD):
-            # No gateway call, so no attempt: wait for a method (or pay-now) instead.
-            self._attempts -= 1
-            self._awaiting_method = True
-            self._step("awaiting_payment_method", "no usable payment method on file", inp.bill_id)
-            return None
-        self._awaiting_method = False
-        return await self._settle(inp, policy, outcome, excluded)
-
-    async def _resolve(self, inp: ChargeInput, key: str, why: str) -> AttemptOutcome:
-        """Look the attempt up by its key until the gateway answers: unknown is not failed."""
-        self._step("resolving", f"{why}; looking up {key} at the gateway", inp.bill_id)
-        return await workflow.execute_activity_method(
-            GatewayActivities.resolve_charge,
-            ResolveChargeInput(bill_id=inp.bill_id, idempotency_key=key),
-            **LOOKUP,
-        )
-
-    async def _settle(
-        self, inp: ChargeInput, policy: ChargePolicy, outcome: AttemptOutcome, excluded: list[str]
-    ) -> ChargeResult | None:
-        """Record a definite outcome (waiting for a transfer first); done when paid."""
-        if outcome.status == "pending" and outcome.gateway_reference:
-            await self._record(inp, outcome)
-            outcome = await self._await_settlement(inp, policy, outcome)
-        bill = await self._record(inp, outcome)
-        if bill.status == BillStatus.PAID:
-            await after_payment(inp.customer_id, bill, outcome.gateway_reference or "")
-            self._step("paid", f"bill {inp.bill_id} paid ({outcome.method})", inp.bill_id)
-            return ChargeResult(bill_id=inp.bill_id, outcome="paid", attempts=self._attempts)
-        if outcome.decline_kind == DeclineKind.HARD and outcome.payment_method_id:
-            excluded.append(outcome.payment_method_id)
-        return None
-
-    async def _await_settlement(
-        self, inp: ChargeInput, policy: ChargePolicy, pending: AttemptOutcome
-    ) -> AttemptOutcome:
-        ref = pending.gateway_reference
-        assert ref is not None
-        self._step("awaiting_settlement", f"bank transfer {ref} pending settlement", inp.bill_id)
-        settlement: Settlement | None
-        try:
-            await workflow.wait_condition(
-                lambda: ref in self._settlements, timeout=policy.bank_transfer_deadline
-            )
-            settlement = self._settlements[ref]
-        except TimeoutError:
-            if workflow.patched(LOOK_UP_OVERDUE):
-                settlement = await self._look_up_until_settled(inp, policy, ref)
-            else:  # histories from before: one look, then the transfer counted as failed
-                settlement = await workflow.execute_activity_method(
-                    GatewayActivities.get_charge, GatewayReference(gateway_reference=ref), **GATEWAY
-                )
-        if settlement is None:
-            return pending.model_copy(
-                update={"status": "failed", "message": "bank transfer not settled by the deadline"}
-            )
-        return pending.model_copy(
-            update={
-                "status": settlement.status,
-                "authorization_code": settlement.authorization_code,
-                "decline_code": settlement.decline_code,
-                "message": settlement.message,
-            }
-        )
-
-    async def _look_up_until_settled(
-        self, inp: ChargeInput, policy: ChargePolicy, ref: str
-    ) -> Settlement:
-        """Past the deadline the transfer stays open: ask the gateway, with backoff, until
-        it settles or fails (the webhook may have been lost); a webhook still ends the wait."""
-        wait = max(policy.bank_transfer_deadline / 8, timedelta(seconds=1))
-        longest = max(policy.bank_transfer_deadline, timedelta(seconds=1))
-        while True:
-            self._step(
-                "settlement_overdue", f"transfer {ref} past its deadline; asking", inp.bill_id
-            )
-            found = await workflow.execute_activity_method(
-                GatewayActivities.get_charge, GatewayReference(gateway_reference=ref), **LOOKUP
-            )
-            if found is not None:
-                return found
-            try:
-                await workflow.wait_condition(lambda: ref in self._settlements, timeout=wait)
-                return self._settlements[ref]
-            except TimeoutError:
-                wait = min(wait * 2, longest)
-
-    async def _record(self, inp: ChargeInput, outcome: AttemptOutcome) -> BillRef:
-        return await workflow.execute_activity_method(
-            LedgerActivities.record_attempt,
-            RecordAttemptInput(bill_id=inp.bill_id, outcome=outcome, next_try_at=self._next_try),
-            **DB,
-        )
-
     async def _exhausted(self, inp: ChargeInput, policy: ChargePolicy) -> ChargeResult:
-        attempts = self._attempts
+        attempts = self._bill.attempts
         await workflow.execute_activity_method(
             LedgerActivities.write_off,
             WriteOffInput(
@@ -301,9 +184,7 @@ class ChargeWorkflow(SagaWorkflow):
                 ),
                 **DB,
             )
-        self._step(
-            "uncollectible",
-            f"dunning exhausted after {attempts} attempts; customer {action}d",
-            inp.bill_id,
+        self._bill_step(
+            "uncollectible", f"dunning exhausted after {attempts} attempts; customer {action}d"
         )
         return ChargeResult(bill_id=inp.bill_id, outcome="uncollectible", attempts=attempts)

@@ -103,6 +103,11 @@ async def step_of(live: LiveStack, workflow_id: str) -> dict[str, Any]:
 
 async def until_step(live: LiveStack, workflow_id: str, step: str) -> dict[str, Any]:
     async def check() -> dict[str, Any] | None:
+        # Issue 15: the cycle makes attempt 1 itself and starts the charge saga only after
+        # it, so the bill may show that attempt before the saga exists: not there yet.
+        answer = await live.api.get(f"/v1/workflows/{workflow_id}", headers=live.auth)
+        if answer.status_code == 404:
+            return None
         status = await step_of(live, workflow_id)
         return status if status["step"] == step else None
 

@@ -97,10 +97,10 @@ async def test_one_trace_runs_from_the_api_into_the_worker(
     assert ("billing-api", "StartWorkflow:BillingCycleWorkflow") in trace
     assert {
         ("billing-worker", "RunWorkflow:BillingCycleWorkflow"),
-        ("billing-worker", "RunActivity:issue_cycle_bill"),
-        ("billing-worker", "StartChildWorkflow:ChargeWorkflow"),
-        ("billing-worker", "RunWorkflow:ChargeWorkflow"),
-        ("billing-worker", "RunActivity:charge"),
+        ("billing-worker", "RunActivity:open_cycle"),
+        ("billing-worker", "RunActivity:charge_and_record"),
     } <= trace
+    # Paid at once: the cycle charged the bill itself, with no charge saga (issue 15).
+    assert not any("ChargeWorkflow" in name for _, name in trace)
     # Health probes and scrapes are not traced.
     assert not any("healthz" in s.name or "metrics" in s.name for s in collector.spans)

@@ -46,8 +46,37 @@ BEFORE_ISSUE_12 = {
 }
 
 
+# Histories recorded before issue 15 (a cycle and its ChargeWorkflow for every bill, five
+# activities; reads as activities): kept as `v2_*`, replayed under the issue-15 patches.
+BEFORE_ISSUE_15 = {
+    "bank_transfer_past_deadline",
+    "bank_transfer_settled",
+    "bank_transfer_settled_late",
+    "billing_cycle_paid_at_once",
+    "billing_run_continue_as_new",
+    "charge_awaiting_payment_method",
+    "charge_lost_answer_resolved",
+    "charge_paid_after_dunning",
+    "charge_paid_now_after_new_method",
+    "charge_uncollectible_after_dunning",
+    "dunning_downgrade_then_restored",
+    "tier_changes_take_turns",
+    "upgrade_compensated",
+    "upgrade_paid",
+}
+
+
 def test_the_histories_from_before_issue_12_are_kept() -> None:
     assert {f"v1_{name}" for name in BEFORE_ISSUE_12} <= {p.stem for p in FILES}
+
+
+def test_the_histories_from_before_issue_15_are_kept() -> None:
+    assert {f"v2_{name}" for name in BEFORE_ISSUE_15} <= {p.stem for p in FILES}
+
+
+def test_a_bill_paid_at_once_is_recorded_as_one_execution() -> None:
+    (record,) = json.loads((HISTORIES / "billing_cycle_paid_at_once.json").read_text())
+    assert record["workflow_id"].startswith("bill-")
 
 
 def test_every_workflow_and_path_has_a_history() -> None:

@@ -27,6 +27,8 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
+from activities.collect import RECORDED
+from activities.collect_messages import ChargeAndRecordInput, ChargeRecorded, CycleOpened
 from activities.config_messages import ChargePolicy
 from activities.customers_messages import (
     ChangeTierInput,
@@ -207,6 +209,13 @@ class Books:
     charge_keys: list[str] = field(default_factory=list)
     # Tier changes that asked for their customer's turn, in order.
     turns: list[str] = field(default_factory=list)
+    # The type of the customer's newest payment method, as `open_cycle` reads it.
+    method_type: str | None = "credit_card"
+    # `open_cycle` calls under way (each takes `pause` seconds of real time), and the most
+    # of them at once: how many cycles were working at the same time.
+    open_cycles: int = 0
+    most_open: int = 0
+    pause: float = 0.0
     # Bill ids unique per test: charge workflow ids derive from them and are never reused.
     suffix: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
 
@@ -335,6 +344,27 @@ class Books:
             books.calls.append(f"issue_cycle_bill:{req.customer_id}")
             return IssueCycleBillResult(bill=books.bill(f"bill_{req.customer_id}_{books.suffix}"))
 
+        @activity.defn(name="open_cycle")
+        async def open_cycle(req: IssueCycleBillInput) -> CycleOpened:
+            books.calls.append(f"open_cycle:{req.customer_id}")
+            books.open_cycles += 1
+            books.most_open = max(books.most_open, books.open_cycles)
+            await asyncio.sleep(books.pause)
+            books.open_cycles -= 1
+            bill = books.bill(f"bill_{req.customer_id}_{books.suffix}")
+            return CycleOpened(bill=bill, policy=books.policy, method=books.method_type)
+
+        @activity.defn(name="charge_and_record")
+        async def charge_and_record(req: ChargeAndRecordInput) -> ChargeRecorded:
+            # The two stand-ins in one activity, as the real one composes the real two.
+            out = await charge(req.charge)
+            if out.status not in RECORDED:
+                return ChargeRecorded(outcome=out)
+            record = RecordAttemptInput(
+                bill_id=req.charge.bill_id, outcome=out, next_try_at=req.next_try_at
+            )
+            return ChargeRecorded(outcome=out, bill=await record_attempt(record))
+
         @activity.defn(name="void_bill")
         async def void_bill(req: VoidBillInput) -> None:
             books.calls.append("void_bill")
@@ -390,5 +420,5 @@ class Books:
             write_off, dunning_exhausted, get_customer, change_tier, tier_to_restore,
             request_turn, is_running, issue_upgrade_bill, issue_cycle_bill, void_bill, get_bill,
             record_saga_note, list_billable_customers, reserve_refund, refund, resolve_refund,
-            complete_refund, release_refund,
+            complete_refund, release_refund, open_cycle, charge_and_record,
         ]  # fmt: skip
