@@ -8,7 +8,8 @@ as no-ops in one execution: the least Temporal work that the saga's steps can co
 `FloorShapedCycleWorkflow` keeps the cycle's shape too (its own activities, then each child
 with its own), to tell the cost of the executions apart from the cost of the activities'
 real work. `FloorRunWorkflow` fans out like BillingRunWorkflow: pages, at most
-`concurrency` starts in flight, continue-as-new after each page.
+`concurrency` cycles running at once (as the billing run bounds them), continue-as-new
+after each page.
 """
 
 from __future__ import annotations
@@ -96,9 +97,11 @@ class FloorRunWorkflow:
         gate = asyncio.Semaphore(inp.concurrency)
 
         async def start(key: str) -> bool:
+            # As the billing run: a slot is held until the cycle completes (its floor
+            # cycles never wait for a payment), so at most `concurrency` run at once.
             async with gate:
                 try:
-                    await workflow.start_child_workflow(
+                    cycle = await workflow.start_child_workflow(
                         FloorCycleWorkflow.run,
                         FloorInput(key=key, tag=inp.tag, shape=inp.shape),
                         id=f"floor-{inp.tag}-{key}",
@@ -109,6 +112,7 @@ class FloorRunWorkflow:
                     )
                 except WorkflowAlreadyStartedError:
                     return False
+                await workflow.wait_condition(cycle.done)
                 return True
 
         started = inp.started + sum(await asyncio.gather(*(start(k) for k in page.keys)))
