@@ -20,7 +20,7 @@ from billing.events import EventType
 from billing.ledger import EntryKind
 from billing.periods import period_bounds, subscribed_during
 from store import bills as sql
-from store import customers, tiers
+from store import customers, tiers, usage
 from store.bill_views import emit_bill, load_state
 from store.db import Conn
 
@@ -79,7 +79,7 @@ async def issue_cycle(
         return IssueCycleBillResult(bill=None, reason="subscription began after the period")
     start, _ = period_bounds(req.period)
     tier = await conn.fetchval(tiers.TIER_AT, req.customer_id, max(start, customer["started_at"]))
-    groups = await conn.fetch(tiers.USAGE_GROUPS, req.customer_id, req.period)
+    groups = await conn.fetch(usage.USAGE_GROUPS, req.customer_id, req.period)
     draft = build_cycle_bill(
         catalog=catalog,
         period=req.period,

@@ -30,11 +30,6 @@ SELECT id, tier FROM customers
 WHERE started_at < $1::timestamptz AND ($2::text IS NULL OR id > $2::text)
 ORDER BY id LIMIT $3::int"""
 
-USAGE_GROUPS = """
-SELECT kind, unit_price, sum(quantity)::bigint AS quantity FROM usage_events
-WHERE customer_id = $1::text AND period = $2::text
-GROUP BY kind, unit_price ORDER BY kind, unit_price"""
-
 DEFAULT_PAYMENT_METHOD = """
 SELECT id, type, token FROM payment_methods
 WHERE customer_id = $1::text AND NOT (id = ANY($2::text[]))
