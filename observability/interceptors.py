@@ -17,11 +17,15 @@ from temporalio.worker import (
 
 from observability.logs import bound
 
+# Input fields that hold another message with the ids (`RecordAttemptInput.outcome`,
+# `ChargeAndRecordInput.charge`).
+_NESTED = ("outcome", "charge")
+
 
 def _ids(arg: Any) -> dict[str, str | None]:
     """customer_id / bill_id from the activity's one input model, or from a nested one."""
     found: dict[str, str | None] = {}
-    for source in (arg, getattr(arg, "outcome", None)):
+    for source in (arg, *(getattr(arg, field, None) for field in _NESTED)):
         for name in ("customer_id", "bill_id"):
             value = getattr(source, name, None)
             if isinstance(value, str) and name not in found:

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from activities.gateway_messages import AttemptOutcome
+from activities.collect_messages import ChargeAndRecordInput
+from activities.gateway_messages import AttemptChargeInput, AttemptOutcome
 from activities.ledger_messages import RecordAttemptInput
 from config.settings import Settings
 from observability.interceptors import _ids
@@ -127,3 +128,9 @@ def test_an_activity_input_names_its_customer_and_bill():
         "bill_id": "bill_2",
     }
     assert _ids(None) == {}
+
+
+def test_the_cycles_own_attempt_names_its_bill():
+    """The billing cycle charges a bill itself (charge_and_record): its lines carry the bill."""
+    charge = AttemptChargeInput(bill_id="bill_3", idempotency_key="k", workflow_id="w")
+    assert _ids(ChargeAndRecordInput(charge=charge)) == {"bill_id": "bill_3"}
