@@ -132,10 +132,12 @@ class BillingCycleWorkflow(SagaWorkflow):
         self, inp: BillingCycleInput, bill: BillRef, charge: ChargeInput
     ) -> ChargeResult:
         """The bill's ChargeWorkflow, as a child, for as long as collecting takes."""
+        saga = charge_id(bill.bill_id)
+        self._step("collecting", f"{saga} collects {bill.bill_id}; waiting for it", bill.bill_id)
         charged = await workflow.execute_child_workflow(
             ChargeWorkflow.run,
             charge,
-            id=charge_id(bill.bill_id),
+            id=saga,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             search_attributes=search_attributes(
                 customer_id=inp.customer_id, tier=bill.tier, bill_id=bill.bill_id, period=inp.period
