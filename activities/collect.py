@@ -16,7 +16,7 @@ from temporalio import activity
 from activities.collect_messages import ChargeAndRecordInput, ChargeRecorded, CycleOpened
 from activities.ledger_messages import IssueCycleBillInput, RecordAttemptInput
 from billing.ledger import BillStatus
-from billing.payments import PaymentMethodType
+from billing.payments import ChargeStatus, PaymentMethodType
 from config.settings import Settings
 from store import tiers as tiers_sql
 
@@ -26,7 +26,7 @@ from .ledger import LedgerActivities
 
 # The outcomes a saga records: those of a gateway call that answered. Not `no_method` and
 # `not_due` (no call), `in_flight` (another attempt's), `unknown` (no answer yet).
-RECORDED = frozenset({"succeeded", "failed", "pending"})
+RECORDED = frozenset(ChargeStatus)
 
 
 class CollectActivities:

@@ -70,6 +70,27 @@ def pooled(results: Sequence[LimiterResult]) -> LimiterResult:
     )
 
 
+Call = Callable[[], Awaitable[object]]
+
+
+async def timed_in_turn(
+    calls: Callable[[int], dict[str, Call]], samples: int, warm_up: int
+) -> dict[str, list[float]]:
+    """Seconds per call, by name: sample n runs `calls(n)` once each, in an order rotated
+    by n (so none always runs first), after `warm_up` samples that are not kept."""
+    found: dict[str, list[float]] = {}
+    for n in range(-warm_up, samples):
+        named = calls(n)
+        names = list(named)
+        shift = n % len(names)
+        for name in names[shift:] + names[:shift]:
+            began = time.perf_counter()
+            await named[name]()
+            if n >= 0:
+                found.setdefault(name, []).append(time.perf_counter() - began)
+    return found
+
+
 async def limiter_vs_ping(redis_url: str, samples: int, *, customers: int = 100) -> LimiterResult:
     redis = Redis.from_url(
         redis_url,
@@ -79,22 +100,16 @@ async def limiter_vs_ping(redis_url: str, samples: int, *, customers: int = 100)
     )
     limiter = RateLimiter(redis)
     bare = Lane(redis, 1)
-    found: dict[str, list[float]] = {"ping": [], "check": [], "client_ping": []}
+
+    def calls(n: int) -> dict[str, Call]:
+        return {
+            "ping": bare.ping,
+            "check": partial(limiter.reserve, f"cus_limiter{n % customers:04d}", 1, _LIMIT),
+            "client_ping": redis.ping,
+        }
+
     try:
-        for n in range(-min(samples, _WARM_UP), samples):  # negative n: warm-up, not kept
-            cid = f"cus_limiter{n % customers:04d}"
-            calls: dict[str, Callable[[], Awaitable[object]]] = {
-                "ping": bare.ping,
-                "check": partial(limiter.reserve, cid, 1, _LIMIT),
-                "client_ping": redis.ping,
-            }
-            names = list(calls)
-            shift = n % len(names)
-            for name in names[shift:] + names[:shift]:
-                began = time.perf_counter()
-                await calls[name]()
-                if n >= 0:
-                    found[name].append(time.perf_counter() - began)
+        found = await timed_in_turn(calls, samples, min(samples, _WARM_UP))
     finally:
         await redis.aclose()
     return LimiterResult(found["ping"], found["check"], found["client_ping"])

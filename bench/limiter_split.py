@@ -17,13 +17,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
 
 from redis.asyncio import Redis
 
+from bench.limiter import Call, timed_in_turn
 from store.limiter import RESERVE_LUA, RateLimiter
 from store.redis_lane import Lane, Script
 
@@ -45,21 +44,13 @@ async def split(redis: Redis) -> dict[str, float]:
     one = Script(redis, "return 1")
     reserve = Script(redis, RESERVE_LUA)
     key = b"ratelimit:cus_split:2026120100"
-    calls: dict[str, Callable[[], Awaitable[object]]] = {
+    calls: dict[str, Call] = {
         "PING (prepared bytes)": lane.ping,
         "EVALSHA 'return 1'": partial(lane.evalsha, one, [], []),
         "EVALSHA limiter script": partial(lane.evalsha, reserve, [key], [1, _NEVER, 2**31]),
         "RateLimiter.reserve": partial(limiter.reserve, "cus_split", 1, _NEVER),
     }
-    names = list(calls)
-    found: dict[str, list[float]] = {name: [] for name in names}
-    for n in range(-WARM_UP, SAMPLES):
-        shift = n % len(names)
-        for name in names[shift:] + names[:shift]:
-            began = time.perf_counter()
-            await calls[name]()
-            if n >= 0:
-                found[name].append(time.perf_counter() - began)
+    found = await timed_in_turn(lambda n: calls, SAMPLES, WARM_UP)
     return {name: statistics.median(times) for name, times in found.items()}
 
 
