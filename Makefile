@@ -52,7 +52,7 @@ test: lint
 chaos: $(STAMP)
 	$(BIN)/pytest -m chaos tests/faults $(PYTEST_ARGS)
 
-# Starts its own servers; ~55 min on 2 quiet cores, and profiles the batch ingest with py-spy.
+# Starts its own servers; 30–90 min on 2 quiet cores (by host), and profiles the batch ingest with py-spy.
 # BENCH_ARGS=--quick for smaller sizes, --no-profile to skip py-spy (docs/benchmarks.md).
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)

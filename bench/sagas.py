@@ -27,7 +27,7 @@ from workflows.billing_cycle_messages import BillingCycleInput
 from workflows.billing_run_messages import BillingRunInput
 from workflows.search_attributes import search_attributes
 
-STARTS_IN_FLIGHT = 20  # as BILLING_RUN_CONCURRENCY's default: client starts, 20 at a time
+STARTS_IN_FLIGHT = 20  # client starts, 20 at a time; a month close paces itself
 # How often completion is polled: often enough for the figure, rarely enough that the
 # polling itself (a visibility count, a COUNT over the bills) is not a load of its own.
 POLL_S = 0.25
