@@ -116,6 +116,7 @@ def build_worker(
             outbox.dispatch_events,
             outbox.endpoint_exhausted,
         ],
+        max_cached_workflows=settings.worker_workflow_cache,
         max_concurrent_activities=100,
         interceptors=[LogContextInterceptor()],
     )

@@ -66,8 +66,16 @@ class Settings(BaseSettings):
     dunning_schedule: str = "1d,3d,7d"
     bank_transfer_deadline: str = "3d"
     dunning_exhausted_action: DunningExhaustedAction = "downgrade"
+    # Billing cycles a billing run keeps running at once, from a sweep on 2 cores
+    # (`python -m bench.sweep`, docs/benchmarks.md "Billing run concurrency"): 10 was
+    # slower, 20, 50 and 100 alike within the noise (20 a little ahead over 3 runs), 200
+    # slower (more CPU per customer). Against a real gateway's slower answers raise it:
+    # N running cycles bill at most N / (one cycle's latency) a second.
     billing_run_concurrency: int = Field(default=20, ge=1, le=1000)
     billing_run_page_size: int = Field(default=500, ge=1, le=10_000)
+    # The worker's cache of workflow executions (sticky): a cached one runs its next task
+    # without replaying its history. The running cycles of a billing run must fit in half.
+    worker_workflow_cache: int = Field(default=1000, ge=2)
 
     # Outbound webhooks (docs/webhooks.md): waits between attempts, about 3 days in all.
     webhook_retry_schedule: str = "5s,5m,30m,2h,5h,10h,10h,24h,24h"
@@ -142,6 +150,16 @@ class Settings(BaseSettings):
                 raise ValueError("GATEWAY_WEBHOOK_SECRET is the dev placeholder; set a real one")
             if self.payload_codec_key.get_secret_value() == DEV_PAYLOAD_CODEC_KEY:
                 raise ValueError("PAYLOAD_CODEC_KEY is the dev placeholder; set a real key")
+        return self
+
+    @model_validator(mode="after")
+    def _billing_run_fits_the_cache(self) -> Settings:
+        if self.billing_run_concurrency > self.worker_workflow_cache // 2:
+            raise ValueError(
+                f"BILLING_RUN_CONCURRENCY ({self.billing_run_concurrency}) must fit in half of "
+                f"WORKER_WORKFLOW_CACHE ({self.worker_workflow_cache}): cycles evicting each "
+                "other would replay their whole histories on every workflow task"
+            )
         return self
 
     @property
