@@ -97,6 +97,8 @@ async def test_a_killed_child_is_started_again(tmp_path: Path) -> None:
         first = supervisor.pid("sleeper")
         assert first is not None
         assert os.getpgid(first) == first
+        # Killed only once it is up: a child killed while Python starts never prints "up".
+        await _until(lambda: lines.count("sleeper | up") == 1)
         os.kill(first, signal.SIGKILL)
         await _until(lambda: supervisor.pid("sleeper") not in (None, first))
         second = supervisor.pid("sleeper")
