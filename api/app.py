@@ -118,6 +118,8 @@ def create_app(
             payment_method_attached=payment_method_attached,
         )
         app.state.limiter = RateLimiter(redis, clock=clock or _utc_now)
+        if not await app.state.limiter.warm():
+            log.warning("Redis unreachable at start; the limiter will connect when it answers")
         # Redis's counters are a cache of Postgres, rebuilt whenever Redis comes back. Real
         # time, not `clock`: the rebuild counts rows by their recorded_at, Postgres's clock.
         app.state.counter_watch = CounterWatch(pool, redis)

@@ -164,6 +164,15 @@ class RateLimiter:
         # formatting a datetime on every request.
         self._window: tuple[str, int] = ("", 0)
 
+    async def warm(self) -> bool:
+        """Open the limiter's connections before the first request; False if Redis is
+        unreachable now (the limiter then connects on demand, as it would after a restart)."""
+        try:
+            await self._lane.warm()
+        except UNREACHABLE:
+            return False
+        return True
+
     def _hour(self) -> tuple[str, int]:
         now = self.clock()
         reset_at = self._window[1]

@@ -16,6 +16,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 
 Part = bytes | str | int
@@ -50,8 +51,19 @@ class Lane:
 
     def __init__(self, redis: Redis, size: int) -> None:
         self._redis = redis
+        self._size = size
         self._idle: list[AbstractConnection] = []
         self._slots = asyncio.Semaphore(size)
+
+    async def warm(self) -> None:
+        """Open every connection the lane may hold, one after another, before traffic.
+
+        Opened lazily, a burst opens them all at once on a busy event loop, where a connect
+        can overrun the client's short timeout though Redis is fine (and the caller then
+        takes Redis for down). Raises what the connect raises; those opened stay.
+        """
+        while len(self._idle) < self._size:
+            self._idle.append(await self._take())  # the pool hands it out connected
 
     async def evalsha(self, script: Script, keys: list[Part], args: list[Part]) -> Any:
         command = resp([b"EVALSHA", script.sha, len(keys), *keys, *args])
@@ -63,8 +75,8 @@ class Lane:
                 except NoScriptError:
                     await self._call(conn, resp([b"SCRIPT", b"LOAD", script.source]))
                     answer = await self._call(conn, command)
-            except BaseException:
-                await self._drop(conn)
+            except BaseException as exc:
+                await self._drop(conn, exc)
                 raise
             self._idle.append(conn)
             return answer
@@ -75,14 +87,24 @@ class Lane:
             conn = self._idle.pop() if self._idle else await self._take()
             try:
                 await self._call(conn, _PING)
-            except BaseException:
-                await self._drop(conn)
+            except BaseException as exc:
+                await self._drop(conn, exc)
                 raise
             self._idle.append(conn)
 
-    async def _drop(self, conn: AbstractConnection) -> None:
-        await conn.disconnect()
-        await self._redis.connection_pool.release(conn)
+    async def _drop(self, conn: AbstractConnection, exc: BaseException) -> None:
+        """Close a connection that failed mid-call. A broken one (reset, closed: Redis went
+        away) says the idle ones opened to the same server are broken too: they are closed
+        with it, so each does not cost a request of its own once Redis is back. A timeout
+        says nothing of the others (a busy loop can overrun it) and closes only its own."""
+        doomed = [conn]
+        broken = isinstance(exc, (RedisConnectionError, OSError))
+        if broken and not isinstance(exc, TimeoutError):  # TimeoutError is an OSError
+            doomed += self._idle
+            self._idle.clear()
+        for each in doomed:
+            await each.disconnect()
+            await self._redis.connection_pool.release(each)
 
     async def _take(self) -> AbstractConnection:
         pool = self._redis.connection_pool
