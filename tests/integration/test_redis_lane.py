@@ -27,16 +27,22 @@ async def lane_redis(redis_url: str, named: str) -> AsyncIterator[Redis]:
     await client.aclose()
 
 
+@pytest.fixture
+async def warmed(lane_redis: Redis) -> tuple[Lane, Script]:
+    """A warmed lane of `_SIZE` connections and a script that echoes its argument."""
+    lane = Lane(lane_redis, _SIZE)
+    await lane.warm()
+    return lane, Script(lane_redis, "return tonumber(ARGV[1])")
+
+
 async def _lane_ids(admin: Redis, name: str) -> list[int]:
     return [int(c["id"]) for c in await admin.client_list() if c.get("name") == name]
 
 
 async def test_warm_opens_every_connection_and_a_burst_opens_no_more(
-    lane_redis: Redis, redis_client: Redis, named: str
+    warmed: tuple[Lane, Script], redis_client: Redis, named: str
 ) -> None:
-    lane = Lane(lane_redis, _SIZE)
-    echo = Script(lane_redis, "return tonumber(ARGV[1])")
-    await lane.warm()
+    lane, echo = warmed
     assert len(await _lane_ids(redis_client, named)) == _SIZE
 
     answers = await asyncio.gather(*(lane.evalsha(echo, [], [i]) for i in range(50)))
@@ -46,11 +52,9 @@ async def test_warm_opens_every_connection_and_a_burst_opens_no_more(
 
 
 async def test_one_broken_connection_drops_the_idle_ones_with_it(
-    lane_redis: Redis, redis_client: Redis, named: str
+    warmed: tuple[Lane, Script], redis_client: Redis, named: str
 ) -> None:
-    lane = Lane(lane_redis, _SIZE)
-    echo = Script(lane_redis, "return tonumber(ARGV[1])")
-    await lane.warm()
+    lane, echo = warmed
     for client_id in await _lane_ids(redis_client, named):  # as if Redis had restarted
         await redis_client.execute_command("CLIENT", "KILL", "ID", client_id)
 
