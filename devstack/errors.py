@@ -7,6 +7,10 @@ class StartupError(RuntimeError):
     """A server did not come up; the message names it and where its log is."""
 
 
+class ExitedWhileStarting(StartupError):
+    """The server's process ended before it was ready (a crash, not a slow start)."""
+
+
 class PortInUseError(StartupError):
     """A fixed port is taken; the message names the port and who wanted it."""
 

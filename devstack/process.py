@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from devstack.errors import StartupError
+from devstack.errors import ExitedWhileStarting, StartupError
 
 _POLL_S = 0.1
 _live: list[ManagedProcess] = []
@@ -28,13 +28,23 @@ def signal_group(pgid: int, sig: int) -> None:
         pass
 
 
+# Lines that say why a process died, which a stack trace after them pushes out of the tail.
+_CAUSES = ("panic:", "fatal error:", "Error:", "FATAL")
+
+
 def log_tail(path: Path, lines: int = 8) -> str:
-    """The last lines of a log, for an error message a person can act on."""
+    """The last lines of a log, for an error message a person can act on, after the first
+    line that gives a cause (a Go panic's message, say) when the tail does not hold it."""
     try:
         text = path.read_text(errors="replace")
     except OSError:
         return ""
-    return "\n".join("    " + line for line in text.splitlines()[-lines:])
+    all_lines = text.splitlines()
+    tail = all_lines[-lines:]
+    cause = next((line for line in all_lines if line.lstrip().startswith(_CAUSES)), None)
+    if cause is not None and cause not in tail:
+        tail = [cause, "..."] + tail
+    return "\n".join("    " + line for line in tail)
 
 
 class ManagedProcess:
@@ -84,7 +94,7 @@ class ManagedProcess:
         while True:
             code = self.popen.poll()
             if code is not None:
-                raise StartupError(
+                raise ExitedWhileStarting(
                     f"{self.name} exited with code {code} while starting; "
                     f"its log {self.log_path} ends with:\n{log_tail(self.log_path)}"
                 )

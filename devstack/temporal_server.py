@@ -7,6 +7,7 @@ database, so attributes missing from an existing state file are created here.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import subprocess
 import sys
@@ -15,9 +16,11 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from devstack.errors import StartupError
+from devstack.errors import ExitedWhileStarting, StartupError
 from devstack.ports import HOST, ensure_port_free
 from devstack.process import ManagedProcess
+
+log = logging.getLogger("devstack.temporal")
 
 NAMESPACE = "default"
 SEARCH_ATTRIBUTES = {
@@ -108,7 +111,29 @@ def start_temporal(
     ui_codec_endpoint: str | None = None,
     timeout: float = 60.0,
 ) -> TemporalServer:
-    """Start the dev server (headless when `ui_port` is None, in memory when `db_file` is None)."""
+    """Start the dev server (headless when `ui_port` is None, in memory when `db_file` is None).
+
+    A server that crashes while starting is started once more: on a busy machine the dev
+    server has been seen to panic at start (exit 2, once in many starts; it picks its
+    internal ports itself, which can race). A second crash, or a slow start, is the
+    caller's StartupError, its message led by the panic's line.
+    """
+    args = (port, log_path, ui_port, db_file, ui_codec_endpoint, timeout)
+    try:
+        return _start(*args)
+    except ExitedWhileStarting as first:
+        log.warning("%s; starting it once more", first)
+        return _start(*args)
+
+
+def _start(
+    port: int,
+    log_path: Path,
+    ui_port: int | None,
+    db_file: Path | None,
+    ui_codec_endpoint: str | None,
+    timeout: float,
+) -> TemporalServer:
     ensure_port_free(port, "Temporal frontend")
     if ui_port is not None:
         ensure_port_free(ui_port, "Temporal Web UI")

@@ -14,6 +14,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from devstack import temporal_server
+from devstack.errors import ExitedWhileStarting
 from devstack.services import (
     SEARCH_ATTRIBUTES,
     PortInUseError,
@@ -134,3 +136,42 @@ def test_search_attributes_are_registered(temporal_address: str) -> None:
     ).stdout
     for name in SEARCH_ATTRIBUTES:
         assert name in listed
+
+
+def _crashing(tmp_path: Path, crashes: int) -> str:
+    """A `temporal` whose first `crashes` dev-server starts panic (exit 2, a long stack
+    after the message), then the real binary."""
+    script = tmp_path / "temporal"
+    script.write_text(
+        "#!/bin/sh\n"
+        f"crashed=$(ls {tmp_path} | grep -c crashed)\n"
+        f'if [ "$1 $2" = "server start-dev" ] && [ "$crashed" -lt {crashes} ]; then\n'
+        f"  touch {tmp_path}/crashed.$$\n"
+        '  echo "panic: failed assigning ephemeral port"\n'
+        '  for i in $(seq 30); do echo "        /go/src/frame$i.go:$i +0x$i"; done\n'
+        "  exit 2\n"
+        "fi\n"
+        f'exec {temporal_binary()} "$@"\n'
+    )
+    script.chmod(0o755)
+    return str(script)
+
+
+def test_a_dev_server_that_crashes_while_starting_is_started_once_more(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(temporal_server, "temporal_binary", lambda: _crashing(tmp_path, 1))
+    server = temporal_server.start_temporal(free_port(), tmp_path / "temporal.log")
+    try:
+        assert server.process.running()
+        assert len(list(tmp_path.glob("crashed.*"))) == 1
+    finally:
+        server.stop()
+
+
+def test_a_second_crash_is_reported_with_its_cause(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(temporal_server, "temporal_binary", lambda: _crashing(tmp_path, 2))
+    with pytest.raises(ExitedWhileStarting, match="panic: failed assigning ephemeral port"):
+        temporal_server.start_temporal(free_port(), tmp_path / "temporal.log")
